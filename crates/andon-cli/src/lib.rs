@@ -1,0 +1,1 @@
+//! The andon binary: CLI over the local runner and the server.

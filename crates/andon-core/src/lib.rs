@@ -1,0 +1,27 @@
+//! Andon's pure domain core: the events every part of Andon appends to one log,
+//! and the projections that turn that log back into state.
+//!
+//! Nothing here does IO or reads a clock: time arrives inside events. That is
+//! what makes crash recovery, audit and metrics fall out of the same log — the
+//! state after a restart is the fold of the events that were committed, and a
+//! test can replay any history it likes.
+//!
+//! # Layout
+//! - [`event`]: the [`Event`] enum (what happened) and its [`Envelope`]
+//!   (sequence number, time, actor).
+//! - [`run`]: the pipeline-run state machine, [`RunView`] folded from events.
+//! - [`deploy`]: the deployment state machine, [`EnvView`] folded from events.
+//! - [`project`]: watched repositories, [`Projects`].
+//! - [`role`]: token roles and what each may do.
+
+pub mod deploy;
+pub mod event;
+pub mod project;
+pub mod role;
+pub mod run;
+
+pub use deploy::{DeployOutcome, DeployPhase, DeployView, Deploys, EnvView, InstanceView};
+pub use event::{Envelope, Event, JobOutcome, PlannedJob, RunStatus, TestCounts, Trigger};
+pub use project::{ProjectView, Projects};
+pub use role::Role;
+pub use run::{JobView, RunView, Runs};

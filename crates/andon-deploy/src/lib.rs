@@ -1,0 +1,1 @@
+//! Deploys versions: process targets, strategies (recreate, rolling, blue/green, canary), rollback.

@@ -1,0 +1,1 @@
+//! Feature-flag evaluation: rules, segments, stable bucketing; Unleash import.

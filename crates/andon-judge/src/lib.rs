@@ -1,0 +1,1 @@
+//! Anytime-valid sequential tests that judge a canary against its baseline.

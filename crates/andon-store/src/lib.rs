@@ -1,0 +1,1 @@
+//! The event log and artifact store: SQLite (WAL) behind a trait, content-addressed blobs.
