@@ -12,7 +12,7 @@
 //! - [`store`]: [`ArtifactStore`], atomic writes and verified reads under
 //!   `DATA/artifacts/sha256/ab/cdef…`.
 //! - `tarball`: the deterministic tar writer (private).
-//! - [`error`]: [`Error`].
+//! - [`error`]: the [`Error`] type.
 
 pub mod digest;
 pub mod error;

@@ -26,7 +26,12 @@ impl<'s> Ctx<'s> {
         }
     }
 
-    pub(crate) fn error(&mut self, pos: Pos, message: impl Into<String>, hint: impl Into<Option<String>>) {
+    pub(crate) fn error(
+        &mut self,
+        pos: Pos,
+        message: impl Into<String>,
+        hint: impl Into<Option<String>>,
+    ) {
         self.diags.push(Diagnostic {
             file: self.file.to_string(),
             line: pos.line,
@@ -65,18 +70,30 @@ pub(crate) struct Table<'n> {
 }
 
 impl<'n> Table<'n> {
-    pub(crate) fn get(&self, key: &str) -> Option<&'n Node> {
-        self.entries.iter().find(|e| e.key == key).map(|e| &e.value)
+    /// Report "missing key" errors at `pos` (e.g. an environment's name)
+    /// instead of at the mapping's first key.
+    pub(crate) fn at(self, pos: Pos) -> Self {
+        Self { pos, ..self }
     }
 
-    pub(crate) fn key_pos(&self, key: &str) -> Option<Pos> {
-        self.entries.iter().find(|e| e.key == key).map(|e| e.key_pos)
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entries.iter().find(|e| e.key == key).map(|e| &e.value)
     }
 
     /// Like `get`, but records "missing required key" when absent.
     /// `owner` names the mapping (e.g. "job `lint`"), `example` is a line
     /// the user could add.
-    pub(crate) fn required(&self, ctx: &mut Ctx<'_>, key: &str, owner: &str, example: &str) -> Option<&'n Node> {
+    pub(crate) fn required(
+        &self,
+        ctx: &mut Ctx<'_>,
+        key: &str,
+        owner: &str,
+        example: &str,
+    ) -> Option<&'n Node> {
         let found = self.get(key);
         if found.is_none() {
             ctx.error(
@@ -90,10 +107,25 @@ impl<'n> Table<'n> {
 }
 
 /// Checks that `node` is a mapping with only the keys of `spec`.
-pub(crate) fn table<'n>(ctx: &mut Ctx<'_>, node: &'n Node, label: &str, spec: &Spec) -> Option<Table<'n>> {
+pub(crate) fn table<'n>(
+    ctx: &mut Ctx<'_>,
+    node: &'n Node,
+    label: &str,
+    spec: &Spec,
+) -> Option<Table<'n>> {
     let Kind::Map(entries) = &node.kind else {
-        let hint = format!("write {label} as `key: value` lines indented under it; valid keys: {}", list_keys(spec.keys));
-        ctx.error(node.pos, format!("wrong type for {label}: expected a mapping, got {}", node.describe()), hint);
+        let hint = format!(
+            "write {label} as `key: value` lines indented under it; valid keys: {}",
+            list_keys(spec.keys)
+        );
+        ctx.error(
+            node.pos,
+            format!(
+                "wrong type for {label}: expected a mapping, got {}",
+                node.describe()
+            ),
+            hint,
+        );
         return None;
     };
     for entry in entries {
@@ -110,18 +142,29 @@ pub(crate) fn table<'n>(ctx: &mut Ctx<'_>, node: &'n Node, label: &str, spec: &S
             format!("valid keys in {}: {}", spec.place, list_keys(spec.keys)),
         );
     }
-    Some(Table { pos: node.pos, entries })
+    Some(Table {
+        pos: node.pos,
+        entries,
+    })
 }
 
 /// A mapping with free-form keys (`env:`, `matrix:`, `environments:`).
-pub(crate) fn entries<'n>(ctx: &mut Ctx<'_>, node: &'n Node, label: &str, example: &str) -> &'n [Entry] {
+pub(crate) fn entries<'n>(
+    ctx: &mut Ctx<'_>,
+    node: &'n Node,
+    label: &str,
+    example: &str,
+) -> &'n [Entry] {
     match &node.kind {
         Kind::Map(entries) => entries,
         _ if node.is_null() => &[],
         _ => {
             ctx.error(
                 node.pos,
-                format!("wrong type for {label}: expected a mapping, got {}", node.describe()),
+                format!(
+                    "wrong type for {label}: expected a mapping, got {}",
+                    node.describe()
+                ),
                 format!("write it as `{example}`"),
             );
             &[]
@@ -130,28 +173,47 @@ pub(crate) fn entries<'n>(ctx: &mut Ctx<'_>, node: &'n Node, label: &str, exampl
 }
 
 pub(crate) fn list_keys(keys: &[&str]) -> String {
-    keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+    keys.iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The candidate closest to `word`, if close enough to be a likely typo.
-pub(crate) fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn nearest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let word_lower = word.to_lowercase();
     let limit = (word.chars().count() / 3).clamp(1, 3);
     candidates
         .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(&word_lower, &c.to_lowercase()), c))
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(&word_lower, &c.to_lowercase()),
+                c,
+            )
+        })
         .filter(|(distance, _)| *distance <= limit)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, c)| c)
 }
 
-pub(crate) fn scalar<'n>(ctx: &mut Ctx<'_>, node: &'n Node, label: &str, expected: &str) -> Option<&'n str> {
+pub(crate) fn scalar<'n>(
+    ctx: &mut Ctx<'_>,
+    node: &'n Node,
+    label: &str,
+    expected: &str,
+) -> Option<&'n str> {
     match &node.kind {
         Kind::Scalar { text, .. } if !node.is_null() => Some(text),
         _ => {
             ctx.error(
                 node.pos,
-                format!("wrong type for {label}: expected {expected}, got {}", node.describe()),
+                format!(
+                    "wrong type for {label}: expected {expected}, got {}",
+                    node.describe()
+                ),
                 None,
             );
             None
@@ -178,8 +240,14 @@ pub(crate) fn boolean(ctx: &mut Ctx<'_>, node: &Node, label: &str) -> Option<boo
         other => {
             ctx.error(
                 node.pos,
-                format!("wrong type for {label}: expected `true` or `false`, got `{}`", shorten(other)),
-                Some("YAML 1.2 booleans are only `true` and `false` (not `yes`, `no`, `on`, `off`)".to_string()),
+                format!(
+                    "wrong type for {label}: expected `true` or `false`, got `{}`",
+                    shorten(other)
+                ),
+                Some(
+                    "YAML 1.2 booleans are only `true` and `false` (not `yes`, `no`, `on`, `off`)"
+                        .to_string(),
+                ),
             );
             None
         }
@@ -187,22 +255,45 @@ pub(crate) fn boolean(ctx: &mut Ctx<'_>, node: &Node, label: &str) -> Option<boo
 }
 
 /// An integer in `min..=max`.
-pub(crate) fn integer(ctx: &mut Ctx<'_>, node: &Node, label: &str, min: u64, max: u64) -> Option<u64> {
+pub(crate) fn integer(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    label: &str,
+    min: u64,
+    max: u64,
+) -> Option<u64> {
     let text = scalar(ctx, node, label, "a whole number")?;
     match text.trim().parse::<u64>() {
         Ok(value) if (min..=max).contains(&value) => Some(value),
         Ok(_) => {
-            ctx.error(node.pos, format!("{label} must be between {min} and {max}, got {}", text.trim()), None);
+            ctx.error(
+                node.pos,
+                format!(
+                    "{label} must be between {min} and {max}, got {}",
+                    text.trim()
+                ),
+                None,
+            );
             None
         }
         Err(_) if text.trim().starts_with('-') && text.trim()[1..].parse::<u64>().is_ok() => {
-            ctx.error(node.pos, format!("{label} must be between {min} and {max}, got {}", text.trim()), None);
+            ctx.error(
+                node.pos,
+                format!(
+                    "{label} must be between {min} and {max}, got {}",
+                    text.trim()
+                ),
+                None,
+            );
             None
         }
         Err(_) => {
             ctx.error(
                 node.pos,
-                format!("wrong type for {label}: expected a whole number, got {}", node.describe()),
+                format!(
+                    "wrong type for {label}: expected a whole number, got {}",
+                    node.describe()
+                ),
                 None,
             );
             None
@@ -215,7 +306,14 @@ pub(crate) fn float(ctx: &mut Ctx<'_>, node: &Node, label: &str) -> Option<f64> 
     match text.trim().parse::<f64>() {
         Ok(value) if value.is_finite() => Some(value),
         _ => {
-            ctx.error(node.pos, format!("wrong type for {label}: expected a number, got {}", node.describe()), None);
+            ctx.error(
+                node.pos,
+                format!(
+                    "wrong type for {label}: expected a number, got {}",
+                    node.describe()
+                ),
+                None,
+            );
             None
         }
     }
@@ -229,7 +327,10 @@ pub(crate) fn duration(ctx: &mut Ctx<'_>, node: &Node, label: &str) -> Option<Du
             ctx.error(
                 node.pos,
                 format!("bad duration for {label}: {why}"),
-                Some("durations are written `500ms`, `30s`, `10m`, `2h` or combined, e.g. `1h30m`".to_string()),
+                Some(
+                    "durations are written `500ms`, `30s`, `10m`, `2h` or combined, e.g. `1h30m`"
+                        .to_string(),
+                ),
             );
             None
         }
@@ -254,7 +355,10 @@ pub(crate) fn percent(ctx: &mut Ctx<'_>, node: &Node, label: &str) -> Option<f64
             ctx.error(
                 node.pos,
                 format!("bad percentage for {label}: {why}"),
-                Some("percentages are written `2%` or as a fraction `0.02`, at most 100%".to_string()),
+                Some(
+                    "percentages are written `2%` or as a fraction `0.02`, at most 100%"
+                        .to_string(),
+                ),
             );
             None
         }
@@ -263,14 +367,22 @@ pub(crate) fn percent(ctx: &mut Ctx<'_>, node: &Node, label: &str) -> Option<f64
 
 /// A list; `key: ~` counts as empty. A scalar where a list belongs gets a
 /// hint showing the bracketed form.
-pub(crate) fn list<'n>(ctx: &mut Ctx<'_>, node: &'n Node, label: &str, key: &str) -> Option<&'n [Node]> {
+pub(crate) fn list<'n>(
+    ctx: &mut Ctx<'_>,
+    node: &'n Node,
+    label: &str,
+    key: &str,
+) -> Option<&'n [Node]> {
     match &node.kind {
         Kind::Seq(items) => Some(items),
         _ if node.is_null() => Some(&[]),
         Kind::Scalar { text, .. } => {
             ctx.error(
                 node.pos,
-                format!("wrong type for {label}: expected a list, got {}", node.describe()),
+                format!(
+                    "wrong type for {label}: expected a list, got {}",
+                    node.describe()
+                ),
                 format!("write a list: `{key}: [{}]`", shorten(text)),
             );
             None
@@ -287,7 +399,12 @@ pub(crate) fn list<'n>(ctx: &mut Ctx<'_>, node: &'n Node, label: &str, key: &str
 }
 
 /// A list of non-empty strings, each with its position.
-pub(crate) fn strings(ctx: &mut Ctx<'_>, node: &Node, label: &str, key: &str) -> Vec<(String, Pos)> {
+pub(crate) fn strings(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    label: &str,
+    key: &str,
+) -> Vec<(String, Pos)> {
     let Some(items) = list(ctx, node, label, key) else {
         return Vec::new();
     };
@@ -301,7 +418,9 @@ pub(crate) fn strings(ctx: &mut Ctx<'_>, node: &Node, label: &str, key: &str) ->
 /// `[A-Za-z_][A-Za-z0-9_]*`: what `sh` accepts as a variable name.
 pub(crate) fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -312,8 +431,14 @@ pub(crate) fn env_map(ctx: &mut Ctx<'_>, node: &Node, label: &str) -> BTreeMap<S
         if !is_env_name(&entry.key) {
             ctx.error(
                 entry.key_pos,
-                format!("`{}` is not a valid environment variable name", shorten(&entry.key)),
-                Some("use letters, digits and `_`, not starting with a digit (e.g. `API_URL`)".to_string()),
+                format!(
+                    "`{}` is not a valid environment variable name",
+                    shorten(&entry.key)
+                ),
+                Some(
+                    "use letters, digits and `_`, not starting with a digit (e.g. `API_URL`)"
+                        .to_string(),
+                ),
             );
             continue;
         }
@@ -323,7 +448,11 @@ pub(crate) fn env_map(ctx: &mut Ctx<'_>, node: &Node, label: &str) -> BTreeMap<S
             _ => {
                 ctx.error(
                     entry.value.pos,
-                    format!("wrong type for `{}`: expected a string, got {}", entry.key, entry.value.describe()),
+                    format!(
+                        "wrong type for `{}`: expected a string, got {}",
+                        entry.key,
+                        entry.value.describe()
+                    ),
                     Some("environment values are single strings; quote them if needed".to_string()),
                 );
                 None
@@ -357,16 +486,28 @@ pub(crate) fn secret_names(ctx: &mut Ctx<'_>, node: &Node, label: &str) -> Vec<S
 }
 
 /// One of a fixed set of words (`kind`, `approval`, `format`...).
-pub(crate) fn choice<T: Copy>(ctx: &mut Ctx<'_>, node: &Node, label: &str, options: &[(&'static str, T)]) -> Option<T> {
+pub(crate) fn choice<T: Copy>(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    label: &str,
+    options: &[(&'static str, T)],
+) -> Option<T> {
     let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
     let text = scalar(ctx, node, label, &format!("one of {}", list_keys(&names)))?;
     if let Some((_, value)) = options.iter().find(|(name, _)| *name == text.trim()) {
         return Some(*value);
     }
     let message = match nearest(text.trim(), names.iter().copied()) {
-        Some(near) => format!("unknown {label} `{}`; did you mean `{near}`?", shorten(text)),
+        Some(near) => format!(
+            "unknown {label} `{}`; did you mean `{near}`?",
+            shorten(text)
+        ),
         None => format!("unknown {label} `{}`", shorten(text)),
     };
-    ctx.error(node.pos, message, format!("valid values: {}", list_keys(&names)));
+    ctx.error(
+        node.pos,
+        message,
+        format!("valid values: {}", list_keys(&names)),
+    );
     None
 }

@@ -26,7 +26,11 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)?;
+        writeln!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )?;
         let number = self.line.to_string();
         let gutter = " ".repeat(number.len());
         writeln!(f, "{gutter} |")?;
@@ -41,6 +45,8 @@ impl fmt::Display for Diagnostic {
             .collect();
         write!(f, "{gutter} | {lead}{}", "^".repeat(self.span_len.max(1)))?;
         if let Some(hint) = &self.hint {
+            // Continuation lines line up under the text after "help: ".
+            let hint = hint.replace('\n', &format!("\n{gutter}         "));
             write!(f, "\n{gutter} = help: {hint}")?;
         }
         Ok(())
@@ -102,6 +108,10 @@ mod tests {
             d.to_string(),
             "andon.yaml:11:9: unknown key `need`; did you mean `needs`?\n   |\n11 |         need: [build]\n   |         ^^^^\n   = help: valid keys: name, needs"
         );
-        assert!(Diagnostics(vec![d.clone(), d]).to_string().ends_with("\n\n2 errors"));
+        assert!(
+            Diagnostics(vec![d.clone(), d])
+                .to_string()
+                .ends_with("\n\n2 errors")
+        );
     }
 }

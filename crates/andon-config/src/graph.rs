@@ -37,7 +37,11 @@ pub(crate) fn cycles(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
             }
             seen_at[current] = path.len();
             path.push(current);
-            match edges[current].iter().copied().find(|&j| j < n && remaining[j]) {
+            match edges[current]
+                .iter()
+                .copied()
+                .find(|&j| j < n && remaining[j])
+            {
                 Some(next) => current = next,
                 None => break Vec::new(),
             }
@@ -97,8 +101,14 @@ mod tests {
     #[test]
     fn finds_self_loops_and_rotates_to_smallest() {
         assert_eq!(cycles(&[vec![0]]), vec![vec![0]]);
-        assert_eq!(cycles(&[vec![], vec![3], vec![], vec![1]]), vec![vec![1, 3]]);
-        assert_eq!(cycles(&[vec![1], vec![2], vec![0], vec![2]]), vec![vec![0, 1, 2]]);
+        assert_eq!(
+            cycles(&[vec![], vec![3], vec![], vec![1]]),
+            vec![vec![1, 3]]
+        );
+        assert_eq!(
+            cycles(&[vec![1], vec![2], vec![0], vec![2]]),
+            vec![vec![0, 1, 2]]
+        );
     }
 
     #[test]

@@ -6,7 +6,16 @@ use crate::check::Spec;
 
 pub(crate) const TOP: Spec = Spec {
     place: "andon.yaml's top level",
-    keys: &["project", "trunk", "pipeline", "environments", "flags", "release", "board", "notify"],
+    keys: &[
+        "project",
+        "trunk",
+        "pipeline",
+        "environments",
+        "flags",
+        "release",
+        "board",
+        "notify",
+    ],
 };
 pub(crate) const PIPELINE: Spec = Spec {
     place: "`pipeline`",
@@ -58,7 +67,14 @@ pub(crate) const TARGET: Spec = Spec {
 };
 pub(crate) const PROCESS: Spec = Spec {
     place: "a process target",
-    keys: &["command", "instances", "health", "env", "secrets", "ready_timeout"],
+    keys: &[
+        "command",
+        "instances",
+        "health",
+        "env",
+        "secrets",
+        "ready_timeout",
+    ],
 };
 pub(crate) const CONTAINER: Spec = Spec {
     place: "a container target",

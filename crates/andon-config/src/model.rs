@@ -93,6 +93,7 @@ pub struct Job {
     pub env: BTreeMap<String, String>,
     /// Secret names; values live in the server.
     pub secrets: Vec<String>,
+    #[serde(serialize_with = "crate::units::ser_opt_duration")]
     pub timeout: Option<Duration>,
     /// Extra attempts after a failure. Default 0.
     pub retries: u32,
@@ -124,11 +125,13 @@ pub struct Environment {
     pub strategy: Strategy,
     pub judge: Option<JudgeRules>,
     /// How long after a release a rollback is still offered. Default 30m.
+    #[serde(serialize_with = "crate::units::ser_duration")]
     pub rollback_window: Duration,
     pub approval: Approval,
     pub window: Option<DeployWindow>,
     pub freezes: Vec<Freeze>,
     /// For short-lived (preview) environments: torn down after this long.
+    #[serde(serialize_with = "crate::units::ser_opt_duration")]
     pub ttl: Option<Duration>,
     /// The host name the router serves this environment on.
     pub host: Option<String>,
@@ -153,6 +156,7 @@ pub struct ProcessTarget {
     pub env: BTreeMap<String, String>,
     pub secrets: Vec<String>,
     /// How long an instance may take to become healthy. Default 30s.
+    #[serde(serialize_with = "crate::units::ser_duration")]
     pub ready_timeout: Duration,
 }
 
@@ -177,6 +181,7 @@ pub enum Strategy {
     /// Start the new version beside the old, switch all traffic at once.
     BlueGreen {
         /// How long the new version serves smoke traffic before the switch.
+        #[serde(serialize_with = "crate::units::ser_opt_duration")]
         smoke_for: Option<Duration>,
     },
     /// Shift traffic step by step, judged at each step. The last step is
@@ -204,6 +209,7 @@ pub struct CanaryStep {
     pub weight: u8,
     /// How long to hold (and judge) this weight.
     #[serde(rename = "for")]
+    #[serde(serialize_with = "crate::units::ser_opt_duration")]
     pub for_: Option<Duration>,
     /// Wait for a manual `andon promote` before the next step.
     pub pause: bool,
@@ -214,6 +220,7 @@ pub struct CanaryStep {
 pub struct JudgeRules {
     /// A fraction (`2%` is `0.02`).
     pub max_error_rate: Option<f64>,
+    #[serde(serialize_with = "crate::units::ser_opt_duration")]
     pub max_p99: Option<Duration>,
     /// Run a sequential test of canary against stable. Default true.
     pub compare_to_baseline: bool,
@@ -238,9 +245,11 @@ pub struct PromRule {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlertRules {
     pub max_error_rate: Option<f64>,
+    #[serde(serialize_with = "crate::units::ser_opt_duration")]
     pub max_p99: Option<Duration>,
     /// How long a threshold must be crossed before alerting. Default 1m.
     #[serde(rename = "for")]
+    #[serde(serialize_with = "crate::units::ser_duration")]
     pub for_: Duration,
 }
 

@@ -34,7 +34,10 @@ pub(crate) struct Node {
 #[derive(Debug, Clone)]
 pub(crate) enum Kind {
     /// `plain` is false for quoted and block scalars: `"true"` is a string.
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<Entry>),
 }
@@ -122,7 +125,11 @@ impl<'s> Source<'s> {
         let rest = self.rest(line, col);
         match style {
             TScalarStyle::DoubleQuoted | TScalarStyle::SingleQuoted => {
-                let quote = if style == TScalarStyle::DoubleQuoted { '"' } else { '\'' };
+                let quote = if style == TScalarStyle::DoubleQuoted {
+                    '"'
+                } else {
+                    '\''
+                };
                 let mut chars = rest.chars().enumerate().skip(1);
                 while let Some((i, c)) = chars.next() {
                     if c == '\\' && quote == '"' {
@@ -167,7 +174,10 @@ enum Frame {
 /// Parses one YAML document into a tree. Returns the tree (if the YAML was
 /// well-formed) and the non-fatal problems found on the way (duplicate keys,
 /// tags), or the fatal syntax error.
-pub(crate) fn build(source: &Source<'_>, text: &str) -> Result<(Node, Vec<SyntaxError>), SyntaxError> {
+pub(crate) fn build(
+    source: &Source<'_>,
+    text: &str,
+) -> Result<(Node, Vec<SyntaxError>), SyntaxError> {
     let mut parser = Parser::new_from_str(text);
     let mut builder = Builder {
         source,
@@ -179,14 +189,20 @@ pub(crate) fn build(source: &Source<'_>, text: &str) -> Result<(Node, Vec<Syntax
         documents: 0,
     };
     loop {
-        let (event, mark) = parser.next_token().map_err(|e| syntax_error(source, e.marker(), e.info()))?;
+        let (event, mark) = parser
+            .next_token()
+            .map_err(|e| builder.locate(syntax_error(source, e.marker(), e.info())))?;
         if event == Event::StreamEnd {
             break;
         }
         builder.event(event, mark)?;
     }
     let root = builder.root.unwrap_or(Node {
-        pos: Pos { line: 1, col: 1, len: 1 },
+        pos: Pos {
+            line: 1,
+            col: 1,
+            len: 1,
+        },
         kind: Kind::Map(Vec::new()),
     });
     Ok((root, builder.warnings))
@@ -211,7 +227,15 @@ fn syntax_error(source: &Source<'_>, mark: &Marker, info: &str) -> SyntaxError {
     } else {
         "check the indentation and quoting on this line and the one before it"
     };
-    let _ = source;
+    // The scanner reports a bad tab where the indentation ends; the tab
+    // itself is the thing to fix.
+    let pos = match source.line(pos.line).find('\t') {
+        Some(byte) if info.contains("tab") => Pos {
+            col: source.line(pos.line)[..byte].chars().count() + 1,
+            ..pos
+        },
+        _ => pos,
+    };
     SyntaxError {
         pos,
         message: format!("invalid YAML: {info}"),
@@ -230,6 +254,41 @@ struct Builder<'a, 's> {
 }
 
 impl Builder<'_, '_> {
+    /// An unclosed `[` or `{` is detected where the file ends, often far
+    /// below; point at the bracket instead.
+    fn locate(&self, error: SyntaxError) -> SyntaxError {
+        let (kind, bracket) = if error.message.contains("flow sequence") {
+            ("flow sequence", '[')
+        } else if error.message.contains("flow mapping") {
+            ("flow mapping", '{')
+        } else {
+            return error;
+        };
+        let opened = self.stack.iter().rev().find_map(|frame| {
+            let pos = match frame {
+                Frame::Seq { pos, .. } => Some(*pos),
+                Frame::Map { pos, .. } => *pos,
+            }?;
+            self.source
+                .rest(pos.line, pos.col)
+                .starts_with(bracket)
+                .then_some(pos)
+        });
+        match opened {
+            Some(pos) if pos.line < error.pos.line => SyntaxError {
+                pos: Pos { len: 1, ..pos },
+                message: format!(
+                    "invalid YAML: this `{bracket}` is never closed (while parsing a {kind})"
+                ),
+                hint: Some(format!(
+                    "close it with `{}`, or write the items as an indented block instead",
+                    if bracket == '[' { ']' } else { '}' }
+                )),
+            },
+            _ => error,
+        }
+    }
+
     fn pos(&self, mark: Marker, len: usize) -> Pos {
         Pos {
             line: mark.line().max(1),
@@ -253,7 +312,11 @@ impl Builder<'_, '_> {
             Event::SequenceStart(anchor, tag) => {
                 let pos = self.pos(mark, 1);
                 self.check_tag(tag.as_ref(), pos);
-                self.push(Frame::Seq { pos, anchor, items: Vec::new() })?;
+                self.push(Frame::Seq {
+                    pos,
+                    anchor,
+                    items: Vec::new(),
+                })?;
             }
             Event::MappingStart(anchor, tag) => {
                 // A block mapping's start mark is unreliable; its first key's
@@ -262,7 +325,10 @@ impl Builder<'_, '_> {
                 let flow = self.source.rest(pos.line, pos.col).starts_with('{');
                 self.check_tag(tag.as_ref(), pos);
                 self.push(Frame::Map {
-                    pos: flow.then(|| Pos { len: self.source.rest_len(pos.line, pos.col), ..pos }),
+                    pos: flow.then(|| Pos {
+                        len: self.source.rest_len(pos.line, pos.col),
+                        ..pos
+                    }),
                     anchor,
                     entries: Vec::new(),
                     key: None,
@@ -270,16 +336,39 @@ impl Builder<'_, '_> {
             }
             Event::SequenceEnd => {
                 if let Some(Frame::Seq { pos, anchor, items }) = self.stack.pop() {
-                    self.finish(Node { pos, kind: Kind::Seq(items) }, anchor)?;
+                    self.finish(
+                        Node {
+                            pos,
+                            kind: Kind::Seq(items),
+                        },
+                        anchor,
+                    )?;
                 }
             }
             Event::MappingEnd => {
-                if let Some(Frame::Map { pos, anchor, entries, .. }) = self.stack.pop() {
+                if let Some(Frame::Map {
+                    pos,
+                    anchor,
+                    entries,
+                    ..
+                }) = self.stack.pop()
+                {
                     let pos = pos
-                        .or_else(|| entries.first().map(|e| Pos { len: self.source.rest_len(e.key_pos.line, e.key_pos.col), ..e.key_pos }))
+                        .or_else(|| {
+                            entries.first().map(|e| Pos {
+                                len: self.source.rest_len(e.key_pos.line, e.key_pos.col),
+                                ..e.key_pos
+                            })
+                        })
                         .unwrap_or_else(|| self.pos(mark, 1));
                     let entries = self.merge_keys(entries);
-                    self.finish(Node { pos, kind: Kind::Map(entries) }, anchor)?;
+                    self.finish(
+                        Node {
+                            pos,
+                            kind: Kind::Map(entries),
+                        },
+                        anchor,
+                    )?;
                 }
             }
             Event::Scalar(text, style, anchor, tag) => {
@@ -288,7 +377,13 @@ impl Builder<'_, '_> {
                 let pos = self.pos(mark, len);
                 self.check_tag(tag.as_ref(), pos);
                 let plain = style == TScalarStyle::Plain;
-                self.finish(Node { pos, kind: Kind::Scalar { text, plain } }, anchor)?;
+                self.finish(
+                    Node {
+                        pos,
+                        kind: Kind::Scalar { text, plain },
+                    },
+                    anchor,
+                )?;
             }
             Event::Alias(id) => {
                 let pos = self.pos(mark, 1);
@@ -296,7 +391,10 @@ impl Builder<'_, '_> {
                     return Err(SyntaxError {
                         pos,
                         message: "alias to an unknown anchor".to_string(),
-                        hint: Some("define the anchor (`&name`) before using the alias (`*name`)".to_string()),
+                        hint: Some(
+                            "define the anchor (`&name`) before using the alias (`*name`)"
+                                .to_string(),
+                        ),
                     });
                 };
                 self.nodes += count(&node);
@@ -304,7 +402,9 @@ impl Builder<'_, '_> {
                     return Err(SyntaxError {
                         pos,
                         message: "aliases expand to too many nodes".to_string(),
-                        hint: Some(format!("the expanded document may hold at most {MAX_NODES} values")),
+                        hint: Some(format!(
+                            "the expanded document may hold at most {MAX_NODES} values"
+                        )),
                     });
                 }
                 self.finish(node, 0)?;
@@ -332,12 +432,19 @@ impl Builder<'_, '_> {
         if self.stack.len() >= MAX_DEPTH {
             let pos = match &frame {
                 Frame::Seq { pos, .. } => *pos,
-                Frame::Map { pos, .. } => pos.unwrap_or(Pos { line: 1, col: 1, len: 1 }),
+                Frame::Map { pos, .. } => pos.unwrap_or(Pos {
+                    line: 1,
+                    col: 1,
+                    len: 1,
+                }),
             };
             return Err(SyntaxError {
                 pos,
                 message: format!("nesting deeper than {MAX_DEPTH} levels"),
-                hint: Some("andon.yaml never needs this much nesting; check for unbalanced brackets".to_string()),
+                hint: Some(
+                    "andon.yaml never needs this much nesting; check for unbalanced brackets"
+                        .to_string(),
+                ),
             });
         }
         self.stack.push(frame);
@@ -353,30 +460,37 @@ impl Builder<'_, '_> {
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
-                None => match node.kind {
-                    Kind::Scalar { text, .. } => *key = Some((text, node.pos)),
-                    _ => {
-                        return Err(SyntaxError {
+            Some(Frame::Map { entries, key, .. }) => {
+                match key.take() {
+                    None => match node.kind {
+                        Kind::Scalar { text, .. } => *key = Some((text, node.pos)),
+                        _ => {
+                            return Err(SyntaxError {
                             pos: node.pos,
                             message: "a mapping key must be a plain string".to_string(),
                             hint: Some("write keys as `name: value`; lists and mappings cannot be keys".to_string()),
                         });
-                    }
-                },
-                Some((name, key_pos)) => {
-                    if let Some(first) = entries.iter().find(|e| e.key == name && name != "<<") {
-                        let first_line = first.key_pos.line;
-                        self.warnings.push(SyntaxError {
+                        }
+                    },
+                    Some((name, key_pos)) => {
+                        if let Some(first) = entries.iter().find(|e| e.key == name && name != "<<")
+                        {
+                            let first_line = first.key_pos.line;
+                            self.warnings.push(SyntaxError {
                             pos: key_pos,
                             message: format!("duplicate key `{name}`"),
                             hint: Some(format!("`{name}` is already set on line {first_line}; remove one of them")),
                         });
-                    } else {
-                        entries.push(Entry { key: name, key_pos, value: node });
+                        } else {
+                            entries.push(Entry {
+                                key: name,
+                                key_pos,
+                                value: node,
+                            });
+                        }
                     }
                 }
-            },
+            }
         }
         Ok(())
     }
@@ -387,7 +501,8 @@ impl Builder<'_, '_> {
         if !entries.iter().any(|e| e.key == "<<") {
             return entries;
         }
-        let (merges, mut own): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(|e| e.key == "<<");
+        let (merges, mut own): (Vec<Entry>, Vec<Entry>) =
+            entries.into_iter().partition(|e| e.key == "<<");
         for merge in merges {
             let sources = match merge.value.kind {
                 Kind::Map(_) => vec![merge.value],
@@ -405,8 +520,17 @@ impl Builder<'_, '_> {
                     }
                     _ => self.warnings.push(SyntaxError {
                         pos: source.pos,
-                        message: format!("`<<` merges mappings, got {}", Node { pos: source.pos, kind: source.kind }.describe()),
-                        hint: Some("write `<<: *anchor` where `&anchor` names a mapping".to_string()),
+                        message: format!(
+                            "`<<` merges mappings, got {}",
+                            Node {
+                                pos: source.pos,
+                                kind: source.kind
+                            }
+                            .describe()
+                        ),
+                        hint: Some(
+                            "write `<<: *anchor` where `&anchor` names a mapping".to_string(),
+                        ),
                     }),
                 }
             }
@@ -441,12 +565,39 @@ mod tests {
     #[test]
     fn positions_are_one_based_and_sized() {
         let (root, _) = tree("a: 1\njobs:\n  - name: x\n    run: 'y z'\n").unwrap();
-        let Kind::Map(entries) = &root.kind else { panic!() };
-        assert_eq!(entries[1].key_pos, Pos { line: 2, col: 1, len: 4 });
-        let Kind::Seq(items) = &entries[1].value.kind else { panic!() };
-        assert_eq!(items[0].pos, Pos { line: 3, col: 5, len: 7 });
-        let Kind::Map(job) = &items[0].kind else { panic!() };
-        assert_eq!(job[1].value.pos, Pos { line: 4, col: 10, len: 5 });
+        let Kind::Map(entries) = &root.kind else {
+            panic!()
+        };
+        assert_eq!(
+            entries[1].key_pos,
+            Pos {
+                line: 2,
+                col: 1,
+                len: 4
+            }
+        );
+        let Kind::Seq(items) = &entries[1].value.kind else {
+            panic!()
+        };
+        assert_eq!(
+            items[0].pos,
+            Pos {
+                line: 3,
+                col: 5,
+                len: 7
+            }
+        );
+        let Kind::Map(job) = &items[0].kind else {
+            panic!()
+        };
+        assert_eq!(
+            job[1].value.pos,
+            Pos {
+                line: 4,
+                col: 10,
+                len: 5
+            }
+        );
     }
 
     #[test]
@@ -460,8 +611,12 @@ mod tests {
     fn anchors_aliases_and_merge_keys() {
         let (root, warnings) = tree("d: &d {x: 1, y: 2}\ne:\n  <<: *d\n  y: 3\n").unwrap();
         assert!(warnings.is_empty());
-        let Kind::Map(entries) = &root.kind else { panic!() };
-        let Kind::Map(e) = &entries[1].value.kind else { panic!() };
+        let Kind::Map(entries) = &root.kind else {
+            panic!()
+        };
+        let Kind::Map(e) = &entries[1].value.kind else {
+            panic!()
+        };
         let keys: Vec<_> = e.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["y", "x"]);
     }

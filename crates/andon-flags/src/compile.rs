@@ -151,8 +151,15 @@ impl ValueSet {
 
 #[derive(Debug, Clone)]
 pub(crate) enum Matcher {
-    In { values: ValueSet, ci: bool },
-    Str { op: StrOp, values: Vec<Box<str>>, ci: bool },
+    In {
+        values: ValueSet,
+        ci: bool,
+    },
+    Str {
+        op: StrOp,
+        values: Vec<Box<str>>,
+        ci: bool,
+    },
     Regex(Vec<regex::Regex>),
     Num(Cmp, Vec<f64>),
     Date(Cmp, Vec<jiff::Timestamp>),
@@ -188,7 +195,10 @@ pub(crate) fn parse_date(s: &str) -> Option<jiff::Timestamp> {
         return Some(ts);
     }
     if let Ok(dt) = t.parse::<jiff::civil::DateTime>() {
-        return dt.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp());
+        return dt
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()
+            .map(|z| z.timestamp());
     }
     None
 }
@@ -297,7 +307,12 @@ fn compile_flag(
     let envs = flag
         .environments
         .iter()
-        .map(|(name, env)| (Box::from(name.as_str()), compile_env(key, flag.kind, env, &var, index, segs)))
+        .map(|(name, env)| {
+            (
+                Box::from(name.as_str()),
+                compile_env(key, flag.kind, env, &var, index, segs),
+            )
+        })
         .collect();
     CFlag {
         key: Box::from(key),
@@ -329,7 +344,11 @@ fn compile_env(
         .iter()
         .map(|r| CRule {
             conditions: r.conditions.iter().map(compile_condition).collect(),
-            segments: r.segments.iter().map(|s| segs.get(s.as_str()).copied()).collect(),
+            segments: r
+                .segments
+                .iter()
+                .map(|s| segs.get(s.as_str()).copied())
+                .collect(),
             rollout: r.rollout.as_ref().map(|ro| CRollout {
                 percentage: ro.percentage,
                 stickiness: compile_stick(&ro.stickiness),
@@ -338,7 +357,11 @@ fn compile_env(
             serve: match &r.serve {
                 Serve::Variant(v) => CServe::Variant(var(v)),
                 Serve::Split(s) => CServe::Split(CSplit {
-                    items: s.split.iter().map(|w| (var(&w.variant), w.weight)).collect(),
+                    items: s
+                        .split
+                        .iter()
+                        .map(|w| (var(&w.variant), w.weight))
+                        .collect(),
                     total: s.split.iter().map(|w| u64::from(w.weight)).sum(),
                     stickiness: compile_stick(&s.stickiness),
                     salt: Box::from(s.salt.as_deref().unwrap_or(key)),

@@ -11,7 +11,9 @@ pub enum ModelError {
     UnknownEnv { flag: String, env: String },
     #[error("percentage {0} is not in 0..=100")]
     BadPercentage(f64),
-    #[error("flag '{0}' has no variant to roll out: give its environment a rule with `serve` first")]
+    #[error(
+        "flag '{0}' has no variant to roll out: give its environment a rule with `serve` first"
+    )]
     NoRolloutVariant(String),
     #[error("{at}: {message}")]
     Invalid { at: String, message: String },
@@ -22,8 +24,14 @@ pub enum ModelError {
 pub enum ImportError {
     #[error("not an Unleash features document: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("feature '{feature}': the variant name '{variant}' is reserved by Unleash for \"no variant\"")]
+    #[error(
+        "feature '{feature}': the variant name '{variant}' is reserved by Unleash for \"no variant\""
+    )]
     ReservedVariant { feature: String, variant: String },
+    #[error(
+        "feature '{feature}': variant '{variant}' is defined twice with different payloads (Andon's variants are per flag)"
+    )]
+    ConflictingVariant { feature: String, variant: String },
 }
 
 /// OFREP error codes.

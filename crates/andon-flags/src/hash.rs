@@ -29,7 +29,11 @@ impl Murmur3 {
     fn block(&mut self, k: u32) {
         let k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
         self.h ^= k;
-        self.h = self.h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+        self.h = self
+            .h
+            .rotate_left(13)
+            .wrapping_mul(5)
+            .wrapping_add(0xe654_6b64);
     }
 
     fn write(&mut self, mut bytes: &[u8]) {
@@ -123,7 +127,12 @@ mod tests {
 
     #[test]
     fn streaming_equals_one_shot() {
-        for (a, b) in [("", "x"), ("abc", "defgh"), ("abcd", ""), ("a", "bcdefghij")] {
+        for (a, b) in [
+            ("", "x"),
+            ("abc", "defgh"),
+            ("abcd", ""),
+            ("a", "bcdefghij"),
+        ] {
             let joined = format!("{a}:{b}");
             assert_eq!(hash_pair(a, b, 7), murmur3_32(joined.as_bytes(), 7));
         }

@@ -554,7 +554,10 @@ impl FlagSet {
                 .get(&s.flag)
                 .ok_or_else(|| invalid(at.clone(), format!("unknown flag '{}'", s.flag)))?;
             if !env.environments.contains_key(&s.env) {
-                return Err(invalid(at, format!("flag '{}' has no env '{}'", s.flag, s.env)));
+                return Err(invalid(
+                    at,
+                    format!("flag '{}' has no env '{}'", s.flag, s.env),
+                ));
             }
             check_pct(s.set_rollout_percent, &at)?;
         }
@@ -572,7 +575,12 @@ impl FlagSet {
         };
         match env.effective_default(flag.kind) {
             Some(v) => check(v, format!("{at}.default_variant"))?,
-            None => return Err(invalid(format!("{at}.default_variant"), "required for a non-bool flag")),
+            None => {
+                return Err(invalid(
+                    format!("{at}.default_variant"),
+                    "required for a non-bool flag",
+                ));
+            }
         }
         if let Some(v) = env.effective_off(flag.kind) {
             check(v, format!("{at}.off_variant"))?;
@@ -584,7 +592,10 @@ impl FlagSet {
             };
             for v in &p.variants {
                 if parent.variant_value(v).is_none() {
-                    return Err(invalid(path, format!("flag '{}' has no variant '{v}'", p.flag)));
+                    return Err(invalid(
+                        path,
+                        format!("flag '{}' has no variant '{v}'", p.flag),
+                    ));
                 }
             }
         }
@@ -595,7 +606,10 @@ impl FlagSet {
             }
             for s in &rule.segments {
                 if !self.segments.contains_key(s) {
-                    return Err(invalid(format!("{path}.segments"), format!("unknown segment '{s}'")));
+                    return Err(invalid(
+                        format!("{path}.segments"),
+                        format!("unknown segment '{s}'"),
+                    ));
                 }
             }
             if let Some(r) = &rule.rollout {
@@ -624,7 +638,10 @@ fn check_pct(p: f64, at: &str) -> Result<(), ModelError> {
     if (0.0..=100.0).contains(&p) {
         Ok(())
     } else {
-        Err(invalid(at.to_owned(), format!("percentage {p} is not in 0..=100")))
+        Err(invalid(
+            at.to_owned(),
+            format!("percentage {p} is not in 0..=100"),
+        ))
     }
 }
 
@@ -635,7 +652,9 @@ fn validate_condition(c: &Condition, at: &str) -> Result<(), ModelError> {
             Regex => regex::Regex::new(v).is_ok(),
             NumEq | NumGt | NumGte | NumLt | NumLte => crate::compile::parse_num(v).is_some(),
             DateAfter | DateBefore => crate::compile::parse_date(v).is_some(),
-            SemverEq | SemverGt | SemverGte | SemverLt | SemverLte => semver::Version::parse(v).is_ok(),
+            SemverEq | SemverGt | SemverGte | SemverLt | SemverLte => {
+                semver::Version::parse(v).is_ok()
+            }
             InCidr => crate::compile::parse_net(v).is_some(),
             In | NotIn | StartsWith | EndsWith | Contains => true,
         };

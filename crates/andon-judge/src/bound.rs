@@ -63,29 +63,31 @@ pub(crate) fn upper(x: u64, n: u64, alpha: f64) -> f64 {
     invert(x as f64, n as f64, alpha, Side::Below)
 }
 
-/// Bisection in logit space for the edge of the rejected interval.
+/// Bisection in logit space for the edge of the rejected interval, between
+/// the point estimate and the far end (40 halvings: far below any printed digit).
 fn invert(x: f64, n: f64, alpha: f64, side: Side) -> f64 {
     let threshold = (1.0 / alpha).ln();
     let rejects = |theta: f64| log_e_logit(x, n, theta, side) >= threshold;
-    // Bracket: [lo, hi] in logit, with the rejected side at one end.
-    let (mut lo, mut hi) = (-40.0, 40.0);
+    let estimate = logit((x / n).clamp(1e-12, 1.0 - 1e-12)).clamp(-40.0, 40.0);
     match side {
         Side::Above => {
-            // Rejected for small p0; find the largest rejected p0.
+            // Rejected for small p0: find the largest rejected p0 below the estimate.
+            let (mut lo, mut hi) = (-40.0, estimate);
             if !rejects(lo) {
                 return 0.0;
             }
-            for _ in 0..80 {
+            for _ in 0..40 {
                 let mid = 0.5 * (lo + hi);
                 if rejects(mid) { lo = mid } else { hi = mid }
             }
             sigmoid(lo)
         }
         Side::Below => {
+            let (mut lo, mut hi) = (estimate, 40.0);
             if !rejects(hi) {
                 return 1.0;
             }
-            for _ in 0..80 {
+            for _ in 0..40 {
                 let mid = 0.5 * (lo + hi);
                 if rejects(mid) { hi = mid } else { lo = mid }
             }
@@ -114,7 +116,7 @@ mod tests {
 
     #[test]
     fn the_lower_bound_crosses_the_limit_exactly_when_the_test_rejects() {
-        let alpha = 0.01;
+        let alpha: f64 = 0.01;
         for x in 0..80 {
             let rejects = log_e(x, 1000, 0.03, Side::Above) >= (1.0 / alpha).ln();
             let lb = lower(x, 1000, alpha);

@@ -144,12 +144,14 @@ pub(crate) struct OddsMixture {
     log_psi0: f64,
     /// Cumulative log likelihood ratio of each alternative against `ψ0`.
     cum: [f64; RATIOS.len()],
+    /// `ln` of the mixture, kept because it is read far more often than it changes.
+    log_e: f64,
 }
 
 impl OddsMixture {
     /// `psi0` is the null's odds ratio: 1 for "not worse", above 1 for a tolerance.
     pub(crate) fn new(psi0: f64) -> Self {
-        Self { log_psi0: psi0.ln(), cum: [0.0; RATIOS.len()] }
+        Self { log_psi0: psi0.ln(), cum: [0.0; RATIOS.len()], log_e: 0.0 }
     }
 
     /// One batch: `x` of the canary's `n1` trials and `k - x` of the
@@ -170,11 +172,12 @@ impl OddsMixture {
         for (c, l) in self.cum.iter_mut().zip(&out[1..]) {
             *c += l - out[0];
         }
+        self.log_e = log_sum_exp(self.cum.iter().copied()) - (RATIOS.len() as f64).ln();
     }
 
     /// `ln` of the current e-value (uniform weights over [`RATIOS`]).
     pub(crate) fn log_e(&self) -> f64 {
-        log_sum_exp(self.cum.iter().copied()) - (RATIOS.len() as f64).ln()
+        self.log_e
     }
 }
 
@@ -248,7 +251,7 @@ mod tests {
     #[test]
     fn the_likelihood_ratio_has_mean_one_at_the_null() {
         // E_ψ0[P_ψ1(X)/P_ψ0(X)] = Σ P_ψ1(x) = 1 for a batch.
-        let (n1, n2, k) = (7, 9, 5);
+        let (n1, n2, k) = (7u64, 9u64, 5u64);
         let lo = k.saturating_sub(n2);
         let hi = k.min(n1);
         let mut total = 0.0;

@@ -74,13 +74,12 @@ pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
 /// `:authority` when the client sent no `Host`).
 pub(crate) fn prepare_headers(h: &mut HeaderMap, remote: SocketAddr, uri: &Uri) {
     strip_hop_by_hop(h);
-    if !h.contains_key(HOST) {
-        if let Some(v) = uri
+    if !h.contains_key(HOST)
+        && let Some(v) = uri
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
-            h.insert(HOST, v);
-        }
+    {
+        h.insert(HOST, v);
     }
     let ip = remote.ip();
     let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {

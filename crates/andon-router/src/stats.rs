@@ -231,7 +231,8 @@ impl Registry {
                 }
             },
         );
-        let simple: [(&str, &str, &str, fn(&VersionStats) -> u64); 8] = [
+        type Family = (&'static str, &'static str, &'static str, fn(&VersionStats) -> u64);
+        let simple: [Family; 8] = [
             ("andon_router_errors_total", "counter", "Answers that were 5xx or failures to reach the version.", |s| s.errors.load(Relaxed)),
             ("andon_router_retries_total", "counter", "Requests retried on another endpoint after a connection failure.", |s| s.retries.load(Relaxed)),
             ("andon_router_inflight", "gauge", "Requests sent to a version whose response has not finished.", |s| s.inflight.load(Relaxed)),

@@ -211,10 +211,10 @@ impl ServiceSpec {
             }
             _ => {}
         }
-        if let Some(h) = &self.override_header {
-            if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
-                return Err(invalid(at, format!("override_header '{h}' is not a header name")));
-            }
+        if let Some(h) = &self.override_header
+            && http::HeaderName::from_bytes(h.as_bytes()).is_err()
+        {
+            return Err(invalid(at, format!("override_header '{h}' is not a header name")));
         }
         if let Some(m) = &self.mirror {
             if !(0.0..=100.0).contains(&m.percent) {

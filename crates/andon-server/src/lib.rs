@@ -60,7 +60,7 @@ pub enum ServerError {
     Artifacts {
         path: PathBuf,
         #[source]
-        source: andon_artifacts::ArtifactError,
+        source: andon_artifacts::Error,
     },
     #[error("could not create the data directory {path}")]
     DataDir {

@@ -158,6 +158,8 @@ async fn execute(
         secrets,
         medians_ms: medians,
         work_dir: work.join("scratch"),
+        fail_fast: true,
+        ..RunSpec::default()
     };
     let observer: Arc<dyn RunObserver> = Arc::new(StoreObserver {
         state: state.clone(),

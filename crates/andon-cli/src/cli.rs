@@ -1,0 +1,274 @@
+//! The command-line grammar. Every flag's doc comment is its `--help` text;
+//! client flags also read `ANDON_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "andon", version, about = "Continuous delivery in one binary: pipelines, releases, flags, flow.")]
+pub(crate) struct Cli {
+    /// Turn colours off (also when NO_COLOR is set or output is not a terminal).
+    #[arg(long, global = true, env = "NO_COLOR", value_parser = clap::builder::FalseyValueParser::new())]
+    pub(crate) no_color: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// How client commands reach a server.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Remote {
+    /// The server's address.
+    #[arg(long, env = "ANDON_SERVER", default_value = "http://127.0.0.1:7070", global = true)]
+    pub(crate) server: String,
+    /// An API token (see `andon token create`).
+    #[arg(long, env = "ANDON_TOKEN", hide_env_values = true, global = true)]
+    pub(crate) token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Validate andon.yaml; errors as FILE:LINE:COL with the line and a hint.
+    Check {
+        /// The file to check.
+        #[arg(long, short, default_value = "andon.yaml")]
+        file: PathBuf,
+    },
+    /// Print the JSON Schema of andon.yaml (for editor autocompletion).
+    Schema,
+    /// Run the pipeline of HEAD locally, in a clean checkout, with no server.
+    Run {
+        /// Machine-readable summary on stdout instead of live progress.
+        #[arg(long)]
+        json: bool,
+        /// Jobs to run at once (default: number of cores).
+        #[arg(long, short = 'j', env = "ANDON_PARALLELISM")]
+        parallelism: Option<usize>,
+        /// The repository (default: the one containing the current directory).
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Keep running other jobs after a failure.
+        #[arg(long)]
+        no_fail_fast: bool,
+    },
+    /// Start the control plane.
+    Server {
+        /// Data directory: database, artifacts, logs, repository mirrors.
+        #[arg(long, env = "ANDON_DATA", default_value = ".andon")]
+        data: PathBuf,
+        /// Address to listen on.
+        #[arg(long, env = "ANDON_LISTEN", default_value = "127.0.0.1:7070")]
+        listen: SocketAddr,
+        /// Store URL: `sqlite:PATH` or `postgres://...` (default: SQLite in the data directory).
+        #[arg(long, env = "ANDON_STORE")]
+        store: Option<String>,
+        /// Jobs to run at once per run (default: number of cores).
+        #[arg(long, env = "ANDON_PARALLELISM")]
+        parallelism: Option<usize>,
+    },
+    /// Start the data plane: the reverse proxy that splits traffic between versions.
+    Router {
+        /// Data directory: the last route table is kept here and served at start.
+        #[arg(long, env = "ANDON_ROUTER_DATA", default_value = ".andon-router")]
+        data: PathBuf,
+        /// Address the proxy listens on.
+        #[arg(long, env = "ANDON_ROUTER_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Address of the admin API (routes, stats, metrics).
+        #[arg(long, env = "ANDON_ROUTER_ADMIN", default_value = "127.0.0.1:8081")]
+        admin: SocketAddr,
+        /// Token the control plane must present to change routes.
+        #[arg(long, env = "ANDON_ROUTER_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+    },
+    /// Manage watched projects.
+    #[command(subcommand)]
+    Project(ProjectCmd),
+    /// Run a project's pipeline now.
+    Trigger {
+        project: String,
+        /// Branch, tag or commit (default: the trunk).
+        #[arg(long = "ref")]
+        reference: Option<String>,
+        /// Follow the run live until it ends; exit 0 only if it passed.
+        #[arg(long, short)]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List a project's runs, newest first.
+    Runs {
+        project: String,
+        #[arg(long)]
+        json: bool,
+        /// How many runs.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show one run; `--follow` watches it live.
+    Show {
+        run: u64,
+        #[arg(long, short)]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Print a job's log; `--follow` streams it live.
+    Logs {
+        run: u64,
+        job: String,
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Cancel a run.
+    Cancel {
+        run: u64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List or download artifacts.
+    #[command(subcommand)]
+    Artifacts(ArtifactCmd),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Manage a project's secrets (values never come back out).
+    #[command(subcommand)]
+    Secret(SecretCmd),
+    /// Print events (the audit log); `--follow` streams them.
+    Events {
+        /// Only events after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[arg(long, short)]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Print shell completions.
+    Completions {
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProjectCmd {
+    /// Watch a repository: its branches run on every new commit.
+    Add {
+        name: String,
+        /// Path or URL of the git repository.
+        #[arg(long)]
+        repo: String,
+        /// Poll interval (`0s` for webhooks only).
+        #[arg(long, default_value = "60s")]
+        poll: String,
+        /// The trunk branch (default: main, master or trunk, whichever exists).
+        #[arg(long)]
+        trunk: Option<String>,
+        /// Shared secret for forge webhooks (generated if absent, printed once).
+        #[arg(long, env = "ANDON_WEBHOOK_SECRET", hide_env_values = true)]
+        webhook_secret: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List projects.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Stop watching a project (its history stays).
+    Remove {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ArtifactCmd {
+    /// Artifacts a run produced.
+    List {
+        run: u64,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Download an artifact by digest (a tar stream) and unpack it.
+    Get {
+        digest: String,
+        /// Directory to unpack into (default: the current directory).
+        #[arg(long, short, default_value = ".")]
+        output: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCmd {
+    /// Create a token; its secret is printed once.
+    Create {
+        name: String,
+        /// viewer, developer, deployer or admin.
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        /// Restrict the token to one environment.
+        #[arg(long)]
+        environment: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretCmd {
+    /// Set a secret; the value is read from standard input if not given.
+    Set {
+        project: String,
+        name: String,
+        /// The value (prefer standard input: command lines end up in shell history).
+        #[arg(long)]
+        value: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List a project's secret names.
+    List {
+        project: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}

@@ -1,0 +1,51 @@
+//! One module per command family.
+
+mod local;
+mod procs;
+mod remote;
+mod sse;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command};
+
+pub(crate) async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Check { file } => local::check(&file),
+        Command::Schema => local::schema(),
+        Command::Run {
+            json,
+            parallelism,
+            repo,
+            no_fail_fast,
+        } => local::run(&repo, json, parallelism, !no_fail_fast).await,
+        Command::Server {
+            data,
+            listen,
+            store,
+            parallelism,
+        } => procs::server(data, listen, store, parallelism).await,
+        Command::Router {
+            data,
+            listen,
+            admin,
+            admin_token,
+        } => procs::router(data, listen, admin, admin_token).await,
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "andon", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        other => remote::dispatch(other).await,
+    }
+}
+
+/// Parallelism when none is given: the machine's cores.
+pub(crate) fn default_parallelism() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}

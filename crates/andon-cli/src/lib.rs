@@ -1,1 +1,0 @@
-//! The andon binary: CLI over the local runner and the server.

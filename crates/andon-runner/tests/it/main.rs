@@ -1,0 +1,16 @@
+//! The runner's behaviour, end to end: real processes, real git repositories.
+//!
+//! One test binary (modules below) so the crate links once.
+
+// Helpers outside #[test] fns unwrap too: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod artifacts;
+mod bwrap;
+mod checkout;
+mod junit;
+mod kill;
+mod logs;
+mod schedule;

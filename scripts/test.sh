@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing, starts a private PostgreSQL for
+# the store suite, runs lints and the workspace tests, then the short e2e checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+export CARGO_TERM_COLOR=never
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+# A private PostgreSQL cluster on a free port, for the store's PostgreSQL suite.
+if url=$(bash scripts/pg-test-cluster.sh start 2>/dev/null); then
+  export ANDON_TEST_PG="$url"
+  trap 'bash scripts/pg-test-cluster.sh stop >/dev/null 2>&1 || true' EXIT
+else
+  echo "warning: could not start PostgreSQL; its store tests will say they were skipped" >&2
+fi
+
+cargo test --workspace --no-fail-fast
