@@ -42,8 +42,10 @@ install_tools() {
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    if ! apt-get install -y -qq "${missing[@]}" >/dev/null; then
-        apt-get install -y -qq wrk nginx >/dev/null
+    # Debian 12's nginx-light is a transitional package that may fail to configure; the full
+    # nginx package has the same core.
+    if ! apt-get install -y -qq "${missing[@]/nginx-light/nginx}" >/dev/null; then
+        apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
     # The package starts a system nginx on port 80; this bench runs its own.
     if command -v service >/dev/null; then service nginx stop >/dev/null 2>&1 || true; fi
@@ -165,8 +167,9 @@ done
 curl -s -H 'authorization: Bearer bench' "http://127.0.0.1:$RA/stats" | python3 -c '
 import json, sys
 s = json.load(sys.stdin)["services"]["bench/production"]
-total = sum(v["requests"] for v in s.values())
-print("andon split: " + ", ".join(f"{k} {100*v[\"requests\"]/max(total,1):.1f}% ({v[\"errors\"]} errors)" for k, v in sorted(s.items())), file=sys.stderr)'
+total = max(sum(v["requests"] for v in s.values()), 1)
+parts = ["%s %.1f%% (%d errors)" % (k, 100.0 * v["requests"] / total, v["errors"]) for k, v in sorted(s.items())]
+print("andon split: " + ", ".join(parts), file=sys.stderr)' || true
 
 col() { awk -v c="$2" '{print $c}' "$WORK/$1.results" | median; }
 A_RPS="$(col andon 1)"; A_P50="$(col andon 2)"; A_P99="$(col andon 3)"

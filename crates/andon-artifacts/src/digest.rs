@@ -75,8 +75,21 @@ mod tests {
             "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
         );
         assert_eq!(s.parse::<Digest>().unwrap(), d);
-        assert_eq!(s.to_uppercase().replace("SHA256", "sha256").parse::<Digest>().unwrap(), d);
-        for bad in ["", "sha256:", "md5:abcd", &s[..70], &format!("{s}0"), &s.replace('2', "g")] {
+        assert_eq!(
+            s.to_uppercase()
+                .replace("SHA256", "sha256")
+                .parse::<Digest>()
+                .unwrap(),
+            d
+        );
+        for bad in [
+            "",
+            "sha256:",
+            "md5:abcd",
+            &s[..70],
+            &format!("{s}0"),
+            &s.replace('2', "g"),
+        ] {
             assert!(bad.parse::<Digest>().is_err(), "{bad}");
         }
     }

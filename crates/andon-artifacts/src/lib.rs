@@ -10,7 +10,7 @@
 //! # Layout
 //! - [`digest`]: [`Digest`], parsing and printing `sha256:<64 hex>`.
 //! - [`store`]: [`ArtifactStore`], atomic writes and verified reads under
-//!   `DATA/artifacts/sha256/ab/cdef…`.
+//!   `ROOT/sha256/ab/cdef…` (the server's ROOT is `DATA/artifacts`).
 //! - `tarball`: the deterministic tar writer (private).
 //! - [`error`]: the [`Error`] type.
 

@@ -1,7 +1,7 @@
-//! The store on disk: `DATA/artifacts/sha256/ab/cdef…`, one immutable blob
-//! per digest.
+//! The store on disk: `ROOT/sha256/ab/cdef…` (the server uses
+//! `ROOT = DATA/artifacts`), one immutable blob per digest.
 //!
-//! Writes go to `DATA/artifacts/tmp/`, are hashed while written, fsynced, and
+//! Writes go to `ROOT/tmp/`, are hashed while written, fsynced, and
 //! renamed into place: a reader never sees half a blob, a crash leaves at most
 //! a temporary file, and two processes storing the same content at once both
 //! succeed with the same result (rename is atomic and the bytes are equal).
@@ -27,15 +27,15 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Cheap to clone (it is a path), so it can move into a blocking task.
 #[derive(Debug, Clone)]
 pub struct ArtifactStore {
-    /// `DATA/artifacts`.
+    /// Holds `sha256/` and `tmp/`.
     root: PathBuf,
 }
 
 impl ArtifactStore {
-    /// Opens (creating if needed) the store under `data_dir/artifacts`, and
-    /// removes temporary files a crash left behind.
-    pub fn open(data_dir: &Path) -> Result<Self> {
-        let root = data_dir.join("artifacts");
+    /// Opens (creating if needed) the store rooted at `root` (conventionally
+    /// `DATA/artifacts`), and removes temporary files a crash left behind.
+    pub fn open(root: &Path) -> Result<Self> {
+        let root = root.to_path_buf();
         for dir in [root.join("sha256"), root.join("tmp")] {
             fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
         }
@@ -44,7 +44,7 @@ impl ArtifactStore {
         Ok(store)
     }
 
-    /// `DATA/artifacts`.
+    /// The directory given to [`Self::open`].
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -78,14 +78,39 @@ impl ArtifactStore {
     }
 
     /// Stores `bytes` as one regular file named `name` (mode 0644).
-    pub fn put_bytes(&self, name: &str, bytes: &[u8]) -> Result<Digest> {
+    pub fn put_bytes_as(&self, name: &str, bytes: &[u8]) -> Result<Digest> {
         let name = tarball::check_name(name)?;
         self.write_blob(|b| tarball::append_bytes(b, &name, bytes))
+    }
+
+    /// Stores `bytes` as they are: a blob as another store serves it (a tar
+    /// stream). Its digest is computed here, so comparing it with the digest
+    /// that was asked for verifies a download before anything is unpacked.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest> {
+        self.write_raw(|w| w.write_all(bytes))
     }
 
     fn write_blob(
         &self,
         fill: impl FnOnce(&mut tar::Builder<HashingWriter>) -> Result<()>,
+    ) -> Result<Digest> {
+        self.write_with(|writer, tmp| {
+            let mut builder = tar::Builder::new(writer);
+            fill(&mut builder)?;
+            builder.into_inner().map_err(Error::io(tmp))
+        })
+    }
+
+    fn write_raw(&self, fill: impl FnOnce(&mut HashingWriter) -> io::Result<()>) -> Result<Digest> {
+        self.write_with(|mut writer, tmp| {
+            fill(&mut writer).map_err(Error::io(tmp))?;
+            Ok(writer)
+        })
+    }
+
+    fn write_with(
+        &self,
+        fill: impl FnOnce(HashingWriter, &Path) -> Result<HashingWriter>,
     ) -> Result<Digest> {
         let tmp = self.root.join("tmp").join(format!(
             "{}-{}.tmp",
@@ -94,9 +119,7 @@ impl ArtifactStore {
         ));
         let file = File::create(&tmp).map_err(Error::io(&tmp))?;
         let result = (|| {
-            let mut builder = tar::Builder::new(HashingWriter::new(file));
-            fill(&mut builder)?;
-            let writer = builder.into_inner().map_err(Error::io(&tmp))?;
+            let writer = fill(HashingWriter::new(file), &tmp)?;
             let file = writer
                 .file
                 .into_inner()
@@ -148,8 +171,10 @@ impl ArtifactStore {
     /// Re-hashes the blob; [`Error::DigestMismatch`] if it was corrupted.
     /// Returns its size.
     pub fn verify(&self, digest: &Digest) -> Result<u64> {
-        self.open_blob(digest)
-            .and_then(|mut f| f.seek(SeekFrom::End(0)).map_err(Error::io(self.blob_path(digest))))
+        self.open_blob(digest).and_then(|mut f| {
+            f.seek(SeekFrom::End(0))
+                .map_err(Error::io(self.blob_path(digest)))
+        })
     }
 
     /// Opens the blob (a tar stream) for reading, after checking that its
@@ -202,7 +227,11 @@ impl ArtifactStore {
         let mut names = Vec::new();
         for entry in archive.entries().map_err(Error::io(&path))? {
             let entry = entry.map_err(Error::io(&path))?;
-            let mut name = entry.path().map_err(Error::io(&path))?.display().to_string();
+            let mut name = entry
+                .path()
+                .map_err(Error::io(&path))?
+                .display()
+                .to_string();
             if entry.header().entry_type().is_dir() {
                 name.push('/');
             }
@@ -218,7 +247,9 @@ impl ArtifactStore {
         for prefix in fs::read_dir(&base).map_err(Error::io(&base))? {
             let prefix = prefix.map_err(Error::io(&base))?;
             let p = prefix.file_name().to_string_lossy().into_owned();
-            let Ok(rest) = fs::read_dir(prefix.path()) else { continue };
+            let Ok(rest) = fs::read_dir(prefix.path()) else {
+                continue;
+            };
             for blob in rest.flatten() {
                 let full = format!("sha256:{p}{}", blob.file_name().to_string_lossy());
                 if let Ok(d) = full.parse() {
@@ -231,7 +262,9 @@ impl ArtifactStore {
     }
 
     fn remove_stale_tmp(&self) {
-        let Ok(entries) = fs::read_dir(self.root.join("tmp")) else { return };
+        let Ok(entries) = fs::read_dir(self.root.join("tmp")) else {
+            return;
+        };
         let now = SystemTime::now();
         for e in entries.flatten() {
             let old = e

@@ -50,7 +50,11 @@ fn header(kind: EntryType, mode: u32, size: u64) -> Header {
 
 /// Writes `src` (a file, a directory, or a symlink's target at the top level)
 /// into `builder` under `name`.
-pub(crate) fn append_path<W: Write>(builder: &mut tar::Builder<W>, src: &Path, name: &Path) -> Result<()> {
+pub(crate) fn append_path<W: Write>(
+    builder: &mut tar::Builder<W>,
+    src: &Path,
+    name: &Path,
+) -> Result<()> {
     // The top level follows symlinks: `artifacts: [result]` pointing at a
     // build output means the output, not the link.
     let meta = fs::metadata(src).map_err(Error::io(src))?;
@@ -109,7 +113,11 @@ fn append_entry<W: Write>(
 }
 
 /// Writes one regular file entry from memory.
-pub(crate) fn append_bytes<W: Write>(builder: &mut tar::Builder<W>, name: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn append_bytes<W: Write>(
+    builder: &mut tar::Builder<W>,
+    name: &Path,
+    bytes: &[u8],
+) -> Result<()> {
     let mut h = header(EntryType::Regular, FILE_MODE, bytes.len() as u64);
     builder
         .append_data(&mut h, name, bytes)

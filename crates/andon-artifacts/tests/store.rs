@@ -26,10 +26,15 @@ fn a_file_round_trips_with_its_name_and_exec_bit() {
     let store = ArtifactStore::open(data.path()).unwrap();
     write(&src.path().join("dist/app"), "#!/bin/sh\necho hi\n", 0o750);
 
-    let digest = store.put_path_as(&src.path().join("dist/app"), "dist/app").unwrap();
+    let digest = store
+        .put_path_as(&src.path().join("dist/app"), "dist/app")
+        .unwrap();
     let blob = store.get_path(&digest).unwrap();
     let hex = digest.hex();
-    assert!(blob.ends_with(format!("artifacts/sha256/{}/{}", &hex[..2], &hex[2..])));
+    assert_eq!(
+        blob,
+        data.path().join("sha256").join(&hex[..2]).join(&hex[2..])
+    );
     assert_eq!(store.verify(&digest).unwrap(), store.size(&digest).unwrap());
     assert_eq!(store.list(&digest).unwrap(), vec!["dist/app".to_string()]);
 
@@ -68,7 +73,14 @@ fn identical_trees_give_identical_digests_whatever_their_times_and_modes() {
     assert_eq!(blob_count(&store), 1, "deduplicated");
     assert_eq!(
         store.list(&da).unwrap(),
-        vec!["out/", "out/link", "out/run.sh", "out/sub/", "out/sub/a.txt", "out/z.txt"]
+        vec![
+            "out/",
+            "out/link",
+            "out/run.sh",
+            "out/sub/",
+            "out/sub/a.txt",
+            "out/z.txt"
+        ]
     );
 
     // A change in content or in the exec bit changes the digest.
@@ -79,27 +91,44 @@ fn identical_trees_give_identical_digests_whatever_their_times_and_modes() {
 
     let out = tempfile::tempdir().unwrap();
     store.extract_to(&da, out.path()).unwrap();
-    assert_eq!(fs::read_link(out.path().join("out/link")).unwrap(), Path::new("z.txt"));
-    assert_eq!(fs::read_to_string(out.path().join("out/sub/a.txt")).unwrap(), "a");
+    assert_eq!(
+        fs::read_link(out.path().join("out/link")).unwrap(),
+        Path::new("z.txt")
+    );
+    assert_eq!(
+        fs::read_to_string(out.path().join("out/sub/a.txt")).unwrap(),
+        "a"
+    );
 }
 
 #[test]
 fn corrupted_blobs_are_refused() {
     let data = tempfile::tempdir().unwrap();
     let store = ArtifactStore::open(data.path()).unwrap();
-    let digest = store.put_bytes("app", b"the real bytes").unwrap();
+    let digest = store.put_bytes_as("app", b"the real bytes").unwrap();
     let blob = store.get_path(&digest).unwrap();
     fs::set_permissions(&blob, fs::Permissions::from_mode(0o644)).unwrap();
     let mut bytes = fs::read(&blob).unwrap();
     bytes[520] ^= 1; // inside the file's data, after the 512-byte header
     fs::write(&blob, bytes).unwrap();
 
-    assert!(matches!(store.verify(&digest), Err(Error::DigestMismatch { .. })));
-    assert!(matches!(store.open_blob(&digest), Err(Error::DigestMismatch { .. })));
+    assert!(matches!(
+        store.verify(&digest),
+        Err(Error::DigestMismatch { .. })
+    ));
+    assert!(matches!(
+        store.open_blob(&digest),
+        Err(Error::DigestMismatch { .. })
+    ));
     let out = tempfile::tempdir().unwrap();
-    let err = store.extract_to(&digest, &out.path().join("x")).unwrap_err();
+    let err = store
+        .extract_to(&digest, &out.path().join("x"))
+        .unwrap_err();
     assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
-    assert!(!out.path().join("x").exists(), "nothing written before verification");
+    assert!(
+        !out.path().join("x").exists(),
+        "nothing written before verification"
+    );
 }
 
 #[test]
@@ -114,10 +143,16 @@ fn missing_things_are_clear_errors() {
     assert!(matches!(err, Error::Io { .. }));
     assert!(err.to_string().contains("nope"), "{err}");
     for bad in ["", "../x", "/etc/passwd", "a/../../b", "."] {
-        assert!(matches!(store.put_bytes(bad, b"x"), Err(Error::InvalidName(_))), "{bad}");
+        assert!(
+            matches!(store.put_bytes_as(bad, b"x"), Err(Error::InvalidName(_))),
+            "{bad}"
+        );
     }
     // `./dist` and `dist` are the same artifact.
-    assert_eq!(store.put_bytes("./dist/a", b"x").unwrap(), store.put_bytes("dist/a", b"x").unwrap());
+    assert_eq!(
+        store.put_bytes_as("./dist/a", b"x").unwrap(),
+        store.put_bytes_as("dist/a", b"x").unwrap()
+    );
 }
 
 #[test]
@@ -125,7 +160,11 @@ fn concurrent_puts_of_the_same_content_agree() {
     let data = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
     for i in 0..50 {
-        write(&src.path().join(format!("tree/f{i}")), &"x".repeat(i * 100), 0o644);
+        write(
+            &src.path().join(format!("tree/f{i}")),
+            &"x".repeat(i * 100),
+            0o644,
+        );
     }
     let store = ArtifactStore::open(data.path()).unwrap();
     let digests: Vec<Digest> = std::thread::scope(|s| {
@@ -139,4 +178,29 @@ fn concurrent_puts_of_the_same_content_agree() {
     store.verify(&digests[0]).unwrap();
     // No temporary files left behind.
     assert_eq!(fs::read_dir(store.root().join("tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn a_blob_moved_between_stores_keeps_its_digest() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    write(&src.path().join("dist/app"), "bin", 0o755);
+    let store_a = ArtifactStore::open(a.path()).unwrap();
+    let digest = store_a
+        .put_path_as(&src.path().join("dist"), "dist")
+        .unwrap();
+    let bytes = fs::read(store_a.get_path(&digest).unwrap()).unwrap();
+
+    let store_b = ArtifactStore::open(b.path()).unwrap();
+    assert_eq!(store_b.put_bytes(&bytes).unwrap(), digest);
+    let mut tampered = bytes.clone();
+    tampered[600] ^= 1;
+    assert_ne!(store_b.put_bytes(&tampered).unwrap(), digest);
+    let out = tempfile::tempdir().unwrap();
+    store_b.extract_to(&digest, out.path()).unwrap();
+    assert_eq!(
+        fs::read_to_string(out.path().join("dist/app")).unwrap(),
+        "bin"
+    );
 }

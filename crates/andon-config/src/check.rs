@@ -11,10 +11,17 @@ use crate::diagnostic::Diagnostic;
 use crate::tree::{Entry, Kind, Node, Pos, Source, shorten};
 use crate::units::{parse_duration, parse_percent};
 
+/// Past this many errors the rest are counted, not kept: nobody reads the
+/// 201st, and hostile input must not make memory grow without bound.
+const MAX_DIAGNOSTICS: usize = 200;
+/// Longer source lines are cut when quoted in a diagnostic.
+const MAX_QUOTED_LINE: usize = 1_000;
+
 pub(crate) struct Ctx<'s> {
     file: &'s str,
     source: &'s Source<'s>,
     diags: Vec<Diagnostic>,
+    dropped: usize,
 }
 
 impl<'s> Ctx<'s> {
@@ -23,6 +30,7 @@ impl<'s> Ctx<'s> {
             file,
             source,
             diags: Vec::new(),
+            dropped: 0,
         }
     }
 
@@ -32,15 +40,30 @@ impl<'s> Ctx<'s> {
         message: impl Into<String>,
         hint: impl Into<Option<String>>,
     ) {
+        if self.is_full() {
+            self.dropped += 1;
+            return;
+        }
+        let line = self.source.line(pos.line);
+        let source_line = match line.char_indices().nth(MAX_QUOTED_LINE) {
+            Some((cut, _)) => format!("{}…", &line[..cut]),
+            None => line.to_string(),
+        };
         self.diags.push(Diagnostic {
             file: self.file.to_string(),
             line: pos.line,
             column: pos.col,
             message: message.into(),
             hint: hint.into(),
-            source_line: self.source.line(pos.line).to_string(),
+            source_line,
             span_len: pos.len.max(1),
         });
+    }
+
+    /// True once further errors would only be counted; lets costly checks
+    /// (suggestions over many names) stop early.
+    pub(crate) fn is_full(&self) -> bool {
+        self.diags.len() >= MAX_DIAGNOSTICS
     }
 
     pub(crate) fn has_errors(&self) -> bool {
@@ -52,6 +75,16 @@ impl<'s> Ctx<'s> {
     pub(crate) fn finish(mut self) -> Vec<Diagnostic> {
         self.diags.sort_by_key(|d| (d.line, d.column));
         self.diags.dedup();
+        if self.dropped > 0
+            && let Some(last) = self.diags.last()
+        {
+            let note = Diagnostic {
+                message: format!("too many errors: {} more not shown", self.dropped),
+                hint: Some("fix the errors above and run the check again".to_string()),
+                ..last.clone()
+            };
+            self.diags.push(note);
+        }
         self.diags
     }
 }
@@ -130,6 +163,10 @@ pub(crate) fn table<'n>(
     };
     for entry in entries {
         if spec.keys.contains(&entry.key.as_str()) {
+            continue;
+        }
+        if ctx.is_full() {
+            ctx.error(entry.key_pos, "unknown key", None);
             continue;
         }
         let message = match nearest(&entry.key, spec.keys.iter().copied()) {

@@ -92,6 +92,7 @@ fn check_after(ctx: &mut Ctx<'_>, links: &[Link]) {
         };
         match index.get(after.as_str()) {
             Some(&j) => edges[i].push(j),
+            None if ctx.is_full() => ctx.error(*pos, "unknown environment in `after`", None),
             None => {
                 let others: Vec<&str> = names.iter().copied().filter(|n| *n != link.name).collect();
                 let message = match nearest(after, others.iter().copied()) {

@@ -1,7 +1,7 @@
 //! `pipeline:` → stages and jobs: matrix expansion, `needs` resolution,
 //! implicit stage order, and cycle detection over the effective graph.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use crate::check::{
@@ -16,6 +16,10 @@ use crate::tree::{Kind, Node, Pos, shorten};
 /// More expansions than this is almost certainly a mistake, and would
 /// flood the runner.
 const MAX_MATRIX_JOBS: usize = 256;
+
+/// Bounds the dependency graph (a stage's jobs each depend on every job of
+/// the previous stage, so edges grow with the square of this).
+const MAX_JOBS: usize = 1_000;
 
 const EMPTY_HINT: &str = "add stages with jobs, e.g.\n    pipeline:\n      stages:\n        - name: test\n          jobs:\n            - name: unit-tests\n              run: cargo test";
 
@@ -126,7 +130,18 @@ fn job(ctx: &mut Ctx<'_>, node: &Node, stage: usize) -> Option<RawJob> {
         .map_or("a job".to_string(), |(n, _)| format!("job `{n}`"));
     let run = t
         .required(ctx, "run", &owner, "run: ./test.sh")
-        .and_then(|n| string(ctx, n, "`run`"));
+        .and_then(|n| match &n.kind {
+            // GitLab's `script:` is a list; say how to write that here.
+            Kind::Seq(_) => {
+                ctx.error(
+                    n.pos,
+                    "wrong type for `run`: expected a script, got a list",
+                    "write several commands as a block, one per line:\n    run: |\n      cargo build\n      cargo test".to_string(),
+                );
+                None
+            }
+            _ => string(ctx, n, "`run`"),
+        });
     let needs = t.get("needs").map(|n| {
         if n.is_null() {
             ctx.error(
@@ -383,6 +398,26 @@ fn assemble(
         }
     }
 
+    if expanded.len() > MAX_JOBS {
+        let at = expanded.get(MAX_JOBS).map_or(
+            Pos {
+                line: 1,
+                col: 1,
+                len: 1,
+            },
+            |(r, _, _)| unique[*r].name_pos,
+        );
+        ctx.error(
+            at,
+            format!(
+                "the pipeline has {} jobs (after matrix expansion); at most {MAX_JOBS} are allowed",
+                expanded.len()
+            ),
+            "split the work into fewer, larger jobs".to_string(),
+        );
+        return None;
+    }
+
     // Resolve `needs` once per written job.
     let mut base_names: Vec<&str> = unique.iter().map(|j| j.name.as_str()).collect();
     base_names.sort_unstable();
@@ -393,6 +428,7 @@ fn assemble(
             continue;
         };
         let mut targets: Vec<(usize, Pos)> = Vec::new();
+        let mut seen: HashSet<usize> = HashSet::new();
         for (name, pos) in needs {
             let found: Vec<usize> = match (by_base.get(name.as_str()), by_full.get(name)) {
                 (Some(all), _) => all.clone(),
@@ -403,7 +439,7 @@ fn assemble(
                 }
             };
             for target in found {
-                if !targets.iter().any(|(t, _)| *t == target) {
+                if seen.insert(target) {
                     targets.push((target, *pos));
                 }
             }
@@ -480,6 +516,10 @@ fn assemble(
 }
 
 fn unknown_need(ctx: &mut Ctx<'_>, name: &str, pos: Pos, base_names: &[&str]) {
+    if ctx.is_full() {
+        ctx.error(pos, "unknown job in `needs`", None);
+        return;
+    }
     let message = match nearest(name, base_names.iter().copied()) {
         Some(near) => format!(
             "unknown job `{}` in `needs`; did you mean `{near}`?",

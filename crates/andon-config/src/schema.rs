@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 pub fn json_schema() -> Value {
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://andon.dev/schema/andon.yaml.json",
         "title": "andon.yaml",
         "description": "Andon: the pipeline, environments and release rules of one repository.",
         "type": "object",

@@ -87,31 +87,55 @@ pub(crate) fn shorten(text: &str) -> String {
 /// The source split into lines, to quote them in diagnostics and to size
 /// caret underlines (the parser gives only where a node starts).
 pub(crate) struct Source<'s> {
-    lines: Vec<&'s str>,
+    lines: Vec<Line<'s>>,
 }
+
+struct Line<'s> {
+    text: &'s str,
+    /// Byte offset of each character, kept only for non-ASCII lines so that
+    /// column lookups stay O(1) even on a megabyte-long line.
+    char_starts: Option<Vec<usize>>,
+}
+
+/// Underlines never need to look further than this into a line; bounding
+/// it keeps sizing linear on hostile one-line files.
+const LOOKAHEAD: usize = 256;
 
 impl<'s> Source<'s> {
     pub(crate) fn new(text: &'s str) -> Self {
-        Self {
-            lines: text.lines().collect(),
-        }
+        let lines = text
+            .lines()
+            .map(|text| Line {
+                text,
+                char_starts: (!text.is_ascii())
+                    .then(|| text.char_indices().map(|(i, _)| i).collect()),
+            })
+            .collect();
+        Self { lines }
     }
 
     pub(crate) fn line(&self, line: usize) -> &'s str {
         line.checked_sub(1)
             .and_then(|i| self.lines.get(i))
-            .copied()
-            .unwrap_or("")
+            .map_or("", |l| l.text)
     }
 
-    /// The line from `col` (1-based) on.
+    /// The line from `col` (1-based) on, at most [`LOOKAHEAD`] bytes.
     fn rest(&self, line: usize, col: usize) -> &'s str {
-        let text = self.line(line);
-        let start = text
-            .char_indices()
-            .nth(col.saturating_sub(1))
-            .map_or(text.len(), |(i, _)| i);
-        &text[start..]
+        let Some(l) = line.checked_sub(1).and_then(|i| self.lines.get(i)) else {
+            return "";
+        };
+        let index = col.saturating_sub(1);
+        let start = match &l.char_starts {
+            None => index.min(l.text.len()),
+            Some(starts) => starts.get(index).copied().unwrap_or(l.text.len()),
+        };
+        let rest = &l.text[start..];
+        let mut end = rest.len().min(LOOKAHEAD);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        &rest[..end]
     }
 
     /// Length of the rest of the line, without a trailing comment or blanks.
@@ -167,6 +191,9 @@ enum Frame {
         pos: Option<Pos>,
         anchor: usize,
         entries: Vec<Entry>,
+        /// Key → line of its first occurrence, for duplicate detection
+        /// without a quadratic scan.
+        seen: HashMap<String, usize>,
         key: Option<(String, Pos)>,
     },
 }
@@ -331,6 +358,7 @@ impl Builder<'_, '_> {
                     }),
                     anchor,
                     entries: Vec::new(),
+                    seen: HashMap::new(),
                     key: None,
                 })?;
             }
@@ -460,7 +488,9 @@ impl Builder<'_, '_> {
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, .. }) => {
+            Some(Frame::Map {
+                entries, seen, key, ..
+            }) => {
                 match key.take() {
                     None => match node.kind {
                         Kind::Scalar { text, .. } => *key = Some((text, node.pos)),
@@ -472,23 +502,24 @@ impl Builder<'_, '_> {
                         });
                         }
                     },
-                    Some((name, key_pos)) => {
-                        if let Some(first) = entries.iter().find(|e| e.key == name && name != "<<")
-                        {
-                            let first_line = first.key_pos.line;
+                    Some((name, key_pos)) => match seen.get(&name) {
+                        Some(&first_line) if name != "<<" => {
+                            let shown = shorten(&name);
                             self.warnings.push(SyntaxError {
-                            pos: key_pos,
-                            message: format!("duplicate key `{name}`"),
-                            hint: Some(format!("`{name}` is already set on line {first_line}; remove one of them")),
-                        });
-                        } else {
+                                    pos: key_pos,
+                                    message: format!("duplicate key `{shown}`"),
+                                    hint: Some(format!("`{shown}` is already set on line {first_line}; remove one of them")),
+                                });
+                        }
+                        _ => {
+                            seen.insert(name.clone(), key_pos.line);
                             entries.push(Entry {
                                 key: name,
                                 key_pos,
                                 value: node,
                             });
                         }
-                    }
+                    },
                 }
             }
         }
@@ -503,6 +534,8 @@ impl Builder<'_, '_> {
         }
         let (merges, mut own): (Vec<Entry>, Vec<Entry>) =
             entries.into_iter().partition(|e| e.key == "<<");
+        let mut present: std::collections::HashSet<String> =
+            own.iter().map(|e| e.key.clone()).collect();
         for merge in merges {
             let sources = match merge.value.kind {
                 Kind::Map(_) => vec![merge.value],
@@ -513,7 +546,7 @@ impl Builder<'_, '_> {
                 match source.kind {
                     Kind::Map(merged) => {
                         for entry in merged {
-                            if !own.iter().any(|e| e.key == entry.key) {
+                            if present.insert(entry.key.clone()) {
                                 own.push(entry);
                             }
                         }

@@ -101,6 +101,13 @@ fn missing_required_run() {
 }
 
 #[test]
+fn run_written_as_a_list() {
+    assert_snapshot!(check(
+        "pipeline:\n  stages:\n    - name: test\n      jobs:\n        - name: unit\n          run:\n            - cargo build\n            - cargo test\n"
+    ));
+}
+
+#[test]
 fn missing_required_target() {
     assert_snapshot!(check(&with_env("  staging:\n    strategy: rolling\n")));
 }

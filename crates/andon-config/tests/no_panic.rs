@@ -109,6 +109,46 @@ proptest! {
     }
 }
 
+/// Large inputs shaped to hit quadratic paths (long lines, wide mappings,
+/// many jobs, many errors). Nothing is timed here; a quadratic path would
+/// make this test take minutes instead of seconds.
+#[test]
+fn large_inputs_stay_linear() {
+    let flow_line = format!("flags: [{}]\n", "abc, ".repeat(40_000));
+    let flow_maps = format!("flags: [{}]\n", "{a: 1}, ".repeat(20_000));
+    let unicode_line = format!("flags: [{}]\n", "é, ".repeat(40_000));
+    let wide_map: String = (0..20_000).map(|i| format!("k{i}: v\n")).collect();
+    let duplicate_keys = "a: 1\n".repeat(20_000);
+    let many_jobs = format!(
+        "pipeline:\n  stages:\n    - name: a\n      jobs:\n{}    - name: b\n      jobs:\n{}",
+        (0..1_500)
+            .map(|i| format!("        - {{ name: a{i}, run: x }}\n"))
+            .collect::<String>(),
+        (0..1_500)
+            .map(|i| format!("        - {{ name: b{i}, run: x, needs: [nope{i}] }}\n"))
+            .collect::<String>(),
+    );
+    let many_stages = format!(
+        "pipeline:\n  stages:\n{}",
+        (0..1_000)
+            .map(|i| format!("    - {{ name: s{i}, jobs: [ {{ name: j{i}, run: x }} ] }}\n"))
+            .collect::<String>()
+    );
+    for text in [
+        &flow_line,
+        &flow_maps,
+        &unicode_line,
+        &wide_map,
+        &duplicate_keys,
+        &many_jobs,
+    ] {
+        let diagnostics = andon_config::parse("andon.yaml", text).unwrap_err();
+        assert!(diagnostics.0.len() <= 201);
+    }
+    let config = andon_config::parse("andon.yaml", &many_stages).unwrap();
+    assert_eq!(config.pipeline.stages.len(), 1_000);
+}
+
 /// Regression inputs: each once crashed or hung a YAML loader somewhere.
 #[test]
 fn known_hostile_inputs() {

@@ -219,7 +219,8 @@ pub enum Event {
         job: String,
         /// Path as written in `artifacts:`, relative to the checkout.
         path: String,
-        /// `sha256:<hex>` of the bytes (a tar stream for directories).
+        /// `sha256:<hex>` of the artifact's deterministic tar stream (always a
+        /// tar, for a single file too, so names and modes travel with it).
         digest: String,
         size: u64,
     },

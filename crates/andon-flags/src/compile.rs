@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde_json::Value;
 
-use crate::context::TARGETING_KEY;
+use crate::context::{Name, TARGETING_KEY};
 use crate::model::{Condition, Flag, FlagEnv, FlagSet, Kind, Operator, Serve, Stickiness};
 
 /// A compiled, immutable [`FlagSet`], cheap to evaluate from many threads.
@@ -98,7 +98,9 @@ pub(crate) struct CSegment {
 
 #[derive(Debug, Clone)]
 pub(crate) struct CCond {
-    pub(crate) attribute: Box<str>,
+    pub(crate) attribute: Name,
+    /// The attribute is `targetingKey`: read the key, skip the lookup.
+    pub(crate) is_key: bool,
     pub(crate) matcher: Matcher,
     pub(crate) negate: bool,
 }
@@ -136,7 +138,7 @@ pub(crate) enum StrOp {
 #[derive(Debug, Clone)]
 pub(crate) enum ValueSet {
     Few(Vec<Box<str>>),
-    Many(HashSet<Box<str>, FxBuild>),
+    Many(StrSet),
 }
 
 impl ValueSet {
@@ -146,6 +148,64 @@ impl ValueSet {
             ValueSet::Few(v) => v.iter().any(|x| **x == *s),
             ValueSet::Many(h) => h.contains(s),
         }
+    }
+}
+
+/// An open-addressing string set for long `in` lists (segments of user
+/// ids): one inline hash and usually one compare, where a general map
+/// spends several times that.
+#[derive(Debug, Clone)]
+pub(crate) struct StrSet {
+    shift: u32,
+    slots: Box<[Option<(u64, Box<str>)>]>,
+}
+
+#[inline]
+fn fx_str(s: &str) -> u64 {
+    let mut h = Fx::default();
+    h.write(s.as_bytes());
+    h.finish()
+}
+
+impl StrSet {
+    pub(crate) fn new(values: impl Iterator<Item = Box<str>>) -> StrSet {
+        let values: HashSet<Box<str>> = values.collect();
+        // Load at most one half: probes stay short and a free slot exists.
+        let cap = (values.len() * 2).next_power_of_two().max(8);
+        let mut set = StrSet {
+            shift: 64 - cap.trailing_zeros(),
+            slots: vec![None; cap].into_boxed_slice(),
+        };
+        for v in values {
+            let h = fx_str(&v);
+            let mut i = set.index(h);
+            while set.slots[i].is_some() {
+                i = (i + 1) & (cap - 1);
+            }
+            set.slots[i] = Some((h, v));
+        }
+        set
+    }
+
+    /// The slot for a hash: its top bits, which FxHash mixes best.
+    #[inline]
+    fn index(&self, h: u64) -> usize {
+        (h >> self.shift) as usize
+    }
+
+    #[inline]
+    pub(crate) fn contains(&self, s: &str) -> bool {
+        let h = fx_str(s);
+        let mask = self.slots.len() - 1;
+        let mut i = self.index(h);
+        for _ in 0..self.slots.len() {
+            match &self.slots[i] {
+                None => return false,
+                Some((hh, v)) if *hh == h && **v == *s => return true,
+                Some(_) => i = (i + 1) & mask,
+            }
+        }
+        false
     }
 }
 
@@ -416,7 +476,7 @@ pub(crate) fn compile_condition(c: &Condition) -> CCond {
                 negate = !negate;
             }
             let values = if c.values.len() > 8 {
-                ValueSet::Many(c.values.iter().map(boxed).collect())
+                ValueSet::Many(StrSet::new(c.values.iter().map(boxed)))
             } else {
                 ValueSet::Few(c.values.iter().map(boxed).collect())
             };
@@ -469,7 +529,8 @@ pub(crate) fn compile_condition(c: &Condition) -> CCond {
         ),
     };
     CCond {
-        attribute: Box::from(c.attribute.as_str()),
+        is_key: c.attribute == TARGETING_KEY,
+        attribute: Name::new(&c.attribute),
         matcher,
         negate,
     }

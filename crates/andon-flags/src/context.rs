@@ -49,12 +49,12 @@ impl Context {
         if name == TARGETING_KEY {
             return None;
         }
-        if let Some(v) = self.attributes.get(name).filter(|v| is_scalar(v)) {
-            return Some(v);
-        }
-        match self.attributes.get("properties") {
-            Some(Value::Object(props)) => props.get(name).filter(|v| is_scalar(v)),
-            _ => None,
+        match self.attributes.get(name) {
+            Some(v) if is_scalar(v) => Some(v),
+            _ => match self.attributes.get("properties") {
+                Some(Value::Object(props)) => props.get(name).filter(|v| is_scalar(v)),
+                _ => None,
+            },
         }
     }
 
@@ -91,5 +91,108 @@ pub(crate) fn as_text(v: &Value) -> Option<Cow<'_, str>> {
         Value::Bool(true) => Some(Cow::Borrowed("true")),
         Value::Bool(false) => Some(Cow::Borrowed("false")),
         _ => None,
+    }
+}
+
+/// An attribute name prepared for quick comparison with context keys:
+/// length and first eight bytes compared as integers before any string
+/// compare.
+#[derive(Debug, Clone)]
+pub(crate) struct Name {
+    pub(crate) text: Box<str>,
+    len: usize,
+    prefix: u64,
+}
+
+impl Name {
+    pub(crate) fn new(s: &str) -> Name {
+        Name {
+            text: Box::from(s),
+            len: s.len(),
+            prefix: prefix(s),
+        }
+    }
+}
+
+#[inline]
+fn prefix(s: &str) -> u64 {
+    let b = s.as_bytes();
+    if let Some(head) = b.first_chunk::<8>() {
+        return u64::from_le_bytes(*head);
+    }
+    // Byte by byte: a variable-length copy would call memcpy.
+    let mut w = 0u64;
+    for (i, &c) in b.iter().enumerate() {
+        w |= u64::from(c) << (8 * i);
+    }
+    w
+}
+
+const VIEW_SLOTS: usize = 16;
+
+type Slot<'c> = (usize, u64, &'c str, &'c Value);
+
+static NULL: Value = Value::Null;
+
+/// A context prepared once per evaluation for the many attribute lookups
+/// of a rule walk: its scalar top-level attributes in a flat array (when
+/// there are few), and its `properties` object.
+pub(crate) struct View<'c> {
+    ctx: &'c Context,
+    n: usize,
+    slots: [Slot<'c>; VIEW_SLOTS],
+    props: Option<&'c serde_json::Map<String, Value>>,
+}
+
+impl<'c> View<'c> {
+    pub(crate) fn new(ctx: &'c Context) -> View<'c> {
+        let mut view = View {
+            ctx,
+            n: 0,
+            slots: [(0, 0, "", &NULL); VIEW_SLOTS],
+            props: None,
+        };
+        if ctx.attributes.len() <= VIEW_SLOTS {
+            for (k, v) in &ctx.attributes {
+                match v {
+                    Value::Object(p) if k == "properties" => view.props = Some(p),
+                    v if is_scalar(v) => {
+                        view.slots[view.n] = (k.len(), prefix(k), k, v);
+                        view.n += 1;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            if let Some(Value::Object(p)) = ctx.attributes.get("properties") {
+                view.props = Some(p);
+            }
+            view.n = usize::MAX;
+        }
+        view
+    }
+
+    pub(crate) fn ctx(&self) -> &'c Context {
+        self.ctx
+    }
+
+    /// Same answer as [`Context::get`] for a name that is not the
+    /// targeting key.
+    #[inline]
+    pub(crate) fn lookup(&self, name: &Name) -> Option<&'c Value> {
+        if self.n == usize::MAX {
+            if let Some(v) = self.ctx.attributes.get(&*name.text).filter(|v| is_scalar(v)) {
+                return Some(v);
+            }
+        } else {
+            for &(len, pre, key, v) in &self.slots[..self.n] {
+                if len == name.len && pre == name.prefix && (len <= 8 || key == &*name.text) {
+                    return Some(v);
+                }
+            }
+        }
+        self.props
+            .and_then(|p| p.get(&*name.text))
+            .filter(|v| is_scalar(v))
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::compile::{
     CEnv, CFlag, CRollout, CServe, CSplit, CStick, Engine, Matcher, StrOp, VarRef, lower,
 };
-use crate::context::Context;
+use crate::context::{Context, View};
 use crate::error::{ErrorCode, EvalError};
 use crate::hash::{bucket, variant_position};
 use crate::model::FlagSet;
@@ -217,9 +217,17 @@ impl Engine {
         if e.rules.is_empty() {
             return Outcome::of(default(), Reason::Static);
         }
+        // Built on the first condition, so rollout-only rules skip it.
+        let mut prepared: Option<View<'_>> = None;
         'rules: for rule in &e.rules {
+            let view = if rule.conditions.is_empty() && rule.segments.is_empty() {
+                None
+            } else {
+                Some(&*prepared.get_or_insert_with(|| View::new(ctx)))
+            };
             for c in &rule.conditions {
-                if !c.holds(ctx) {
+                let Some(view) = view else { break };
+                if !c.holds(view) {
                     continue 'rules;
                 }
             }
@@ -227,7 +235,8 @@ impl Engine {
                 let Some(seg) = s.and_then(|s| self.segments.get(s)) else {
                     continue 'rules;
                 };
-                if !seg.conditions.iter().all(|c| c.holds(ctx)) {
+                let Some(view) = view else { break };
+                if !seg.conditions.iter().all(|c| c.holds(view)) {
                     continue 'rules;
                 }
             }
@@ -384,12 +393,13 @@ fn pick(s: &CSplit, ctx: &Context) -> Result<VarRef, Hit> {
 
 impl crate::compile::CCond {
     /// Whether the condition holds for `ctx`.
-    pub(crate) fn holds(&self, ctx: &Context) -> bool {
-        let attr = &*self.attribute;
+    pub(crate) fn holds(&self, view: &View<'_>) -> bool {
+        let ctx = view.ctx();
+        let attr = &*self.attribute.text;
         let raw = match &self.matcher {
             Matcher::Never => return false,
             Matcher::Date(cmp, values) => {
-                let at = match ctx.text(attr) {
+                let at = match self.text(view) {
                     Some(t) => crate::compile::parse_date(&t),
                     // Unleash's `currentTime` means "now" when not given.
                     None if attr == "currentTime" => Some(jiff::Timestamp::now()),
@@ -398,10 +408,14 @@ impl crate::compile::CCond {
                 at.is_some_and(|at| values.iter().any(|v| cmp.test(at.cmp(v))))
             }
             Matcher::Num(cmp, values) => {
-                let n = match ctx.get(attr) {
-                    Some(Value::Number(n)) => n.as_f64(),
-                    Some(Value::String(s)) => crate::compile::parse_num(s),
-                    _ => None,
+                let n = if self.is_key {
+                    ctx.targeting_key.as_deref().and_then(crate::compile::parse_num)
+                } else {
+                    match view.lookup(&self.attribute) {
+                        Some(Value::Number(n)) => n.as_f64(),
+                        Some(Value::String(s)) => crate::compile::parse_num(s),
+                        _ => None,
+                    }
                 };
                 n.is_some_and(|n| {
                     values
@@ -409,12 +423,21 @@ impl crate::compile::CCond {
                         .any(|x| n.partial_cmp(x).is_some_and(|o| cmp.test(o)))
                 })
             }
-            m => match ctx.text(attr) {
+            m => match self.text(view) {
                 None => false,
                 Some(v) => m.test(&v),
             },
         };
         raw ^ self.negate
+    }
+
+    #[inline]
+    fn text<'c>(&self, view: &View<'c>) -> Option<Cow<'c, str>> {
+        if self.is_key {
+            view.ctx().targeting_key.as_deref().map(Cow::Borrowed)
+        } else {
+            view.lookup(&self.attribute).and_then(crate::context::as_text)
+        }
     }
 }
 

@@ -14,10 +14,10 @@ mod sim;
 
 use std::time::Duration;
 
-use andon_judge::{Judge, JudgeConfig, LATENCY_BUCKETS_S, LatencyTest, Outcome, VersionStats};
+use andon_judge::{Judge, JudgeConfig, LATENCY_BUCKETS_S, Outcome, VersionStats};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use sim::{Arm, Flagger, median, normal};
+use sim::{Arm, Flagger, kayenta, median};
 
 const BATCH_S: f64 = 0.25;
 const PER_ARM_RPS: f64 = 200.0 * 0.10;
@@ -38,7 +38,11 @@ fn product() -> JudgeConfig {
 
 /// Only the sequential comparison with the baseline.
 fn compare_only() -> JudgeConfig {
-    JudgeConfig { max_error_rate: None, max_p99: None, ..product() }
+    JudgeConfig {
+        max_error_rate: None,
+        max_p99: None,
+        ..product()
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -74,7 +78,9 @@ fn run(seed: u64, canary_rate: f64) -> Run {
                 _ => {}
             }
         }
-        if out.compare_fail_s.is_none() && compare.observe(&canary, &baseline).outcome == Outcome::Fail {
+        if out.compare_fail_s.is_none()
+            && compare.observe(&canary, &baseline).outcome == Outcome::Fail
+        {
             out.compare_fail_s = Some(now);
         }
         f10.observe(now, &canary);
@@ -92,9 +98,18 @@ fn runs(seeds: std::ops::Range<u64>, canary_rate: f64) -> Vec<Run> {
     std::thread::scope(|s| {
         let handles: Vec<_> = halves
             .iter()
-            .map(|h| s.spawn(move || h.iter().map(|seed| run(*seed, canary_rate)).collect::<Vec<_>>()))
+            .map(|h| {
+                s.spawn(move || {
+                    h.iter()
+                        .map(|seed| run(*seed, canary_rate))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     })
 }
 
@@ -109,52 +124,56 @@ fn rate(rs: &[Run], pick: impl Fn(&Run) -> Option<f64>) -> f64 {
     rs.iter().filter(|r| pick(r).is_some()).count() as f64 / rs.len() as f64
 }
 
-/// Kayenta's benchmark: `cases` pass cases N(mu,1) vs N(mu,1) and `cases`
-/// fail cases N(mu+1,1) vs N(mu,1), in ms, 60 samples each, bucketized and
-/// fed in batches of `batch` samples per side. Returns (precision, recall).
-fn kayenta(bounds_s: &[f64], mu_ms: f64, alpha: f64, tolerance: f64, batch: usize) -> (f64, f64) {
-    let cases = 1000;
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let (mut tp, mut fp) = (0u32, 0u32);
-    for case in 0..2 * cases {
-        let shift = if case < cases { 0.0 } else { 1.0 };
-        let mut test = LatencyTest::new(bounds_s, tolerance).unwrap();
-        let len = test.bounds().len();
-        let mut done = 0;
-        while done < 60 {
-            let (mut c, mut b) = (vec![0u64; len], vec![0u64; len]);
-            for _ in 0..batch.min(60 - done) {
-                c[sim::bucket(test.bounds(), (mu_ms + shift + normal(&mut rng)) / 1000.0)] += 1;
-                b[sim::bucket(test.bounds(), (mu_ms + normal(&mut rng)) / 1000.0)] += 1;
-            }
-            test.observe(&c, &b).unwrap();
-            done += batch;
-        }
-        if test.rejects(alpha) {
-            if shift > 0.0 { tp += 1 } else { fp += 1 }
-        }
-    }
-    let precision = if tp + fp == 0 { 1.0 } else { f64::from(tp) / f64::from(tp + fp) };
-    (precision, f64::from(tp) / cases as f64)
-}
-
 fn main() {
     let detect = runs(1..1 + DETECTION_SEEDS, 0.05);
     let aa = runs(10_000..10_000 + AA_RUNS, 0.01);
 
-    println!("traffic: {PER_ARM_RPS} req/s canary and baseline, batches of {BATCH_S} s, horizon {HORIZON_S} s");
-    println!("detection 1% -> 5% errors over {DETECTION_SEEDS} seeds (median s; undetected count as {HORIZON_S}):");
-    let judge_times: Vec<String> =
-        detect.iter().map(|r| r.judge_fail_s.map_or("-".into(), |t| format!("{t}"))).collect();
-    println!("  judge (product config) fail times: {}", judge_times.join(" "));
+    println!(
+        "traffic: {PER_ARM_RPS} req/s canary and baseline, batches of {BATCH_S} s, horizon {HORIZON_S} s"
+    );
+    println!(
+        "detection 1% -> 5% errors over {DETECTION_SEEDS} seeds (median s; undetected count as {HORIZON_S}):"
+    );
+    let judge_times: Vec<String> = detect
+        .iter()
+        .map(|r| r.judge_fail_s.map_or("-".into(), |t| format!("{t}")))
+        .collect();
+    println!(
+        "  judge (product config) fail times: {}",
+        judge_times.join(" ")
+    );
     let lines = [
-        ("judge, alpha 0.01, max_error_rate 2%, max_p99 300ms, compare", median_s(&detect, |r| r.judge_fail_s), rate(&detect, |r| r.judge_fail_s), rate(&aa, |r| r.judge_fail_s)),
-        ("judge, alpha 0.01, compare_to_baseline only", median_s(&detect, |r| r.compare_fail_s), rate(&detect, |r| r.compare_fail_s), rate(&aa, |r| r.compare_fail_s)),
-        ("flagger interval 10s, max_error_rate 2%, threshold 5", median_s(&detect, |r| r.flagger10_s), rate(&detect, |r| r.flagger10_s), rate(&aa, |r| r.flagger10_s)),
-        ("flagger interval 60s, max_error_rate 2%, threshold 5", median_s(&detect, |r| r.flagger60_s), rate(&detect, |r| r.flagger60_s), rate(&aa, |r| r.flagger60_s)),
+        (
+            "judge, alpha 0.01, max_error_rate 2%, max_p99 300ms, compare",
+            median_s(&detect, |r| r.judge_fail_s),
+            rate(&detect, |r| r.judge_fail_s),
+            rate(&aa, |r| r.judge_fail_s),
+        ),
+        (
+            "judge, alpha 0.01, compare_to_baseline only",
+            median_s(&detect, |r| r.compare_fail_s),
+            rate(&detect, |r| r.compare_fail_s),
+            rate(&aa, |r| r.compare_fail_s),
+        ),
+        (
+            "flagger interval 10s, max_error_rate 2%, threshold 5",
+            median_s(&detect, |r| r.flagger10_s),
+            rate(&detect, |r| r.flagger10_s),
+            rate(&aa, |r| r.flagger10_s),
+        ),
+        (
+            "flagger interval 60s, max_error_rate 2%, threshold 5",
+            median_s(&detect, |r| r.flagger60_s),
+            rate(&detect, |r| r.flagger60_s),
+            rate(&aa, |r| r.flagger60_s),
+        ),
     ];
     for (name, med, power, far) in lines {
-        println!("  {name:<62} median {med:>6.2} s  detected {:>5.1}%  A/A false alarms {:>5.2}% ({AA_RUNS} runs)", power * 100.0, far * 100.0);
+        println!(
+            "  {name:<62} median {med:>6.2} s  detected {:>5.1}%  A/A false alarms {:>5.2}% ({AA_RUNS} runs)",
+            power * 100.0,
+            far * 100.0
+        );
     }
     println!(
         "  judge (product config) on A/A: first Pass after median {:.1} s; {:.1}% of runs reached Pass",
@@ -162,21 +181,47 @@ fn main() {
         rate(&aa, |r| r.judge_first_pass_s) * 100.0
     );
 
-    println!("kayenta latency benchmark: 1000 pass N(mu,1) vs N(mu,1), 1000 fail N(mu+1,1) vs N(mu,1), ms, 60 samples each");
-    let fine: Vec<f64> = (0..80).map(|i| 0.010 * 1.02f64.powi(i)).collect();
+    println!(
+        "kayenta latency benchmark: 1000 pass N(mu,1) vs N(mu,1), 1000 fail N(mu+1,1) vs N(mu,1), ms, 60 samples each"
+    );
+    let fine = sim::geometric_bounds(0.010, 1.02, 80);
     let one_ms: Vec<f64> = (10..=60).map(|ms| f64::from(ms) / 1000.0).collect();
     let cases: [(&str, &[f64], f64, f64, usize); 8] = [
-        ("router buckets, mu 25 (an edge sits at 25 ms)", &LATENCY_BUCKETS_S, 25.0, 0.02, 60),
-        ("router buckets, mu 25, streamed 5 per batch", &LATENCY_BUCKETS_S, 25.0, 0.02, 5),
-        ("router buckets, mu 37 (inside the 25-50 ms bucket)", &LATENCY_BUCKETS_S, 37.0, 0.02, 60),
+        (
+            "router buckets, mu 25 (an edge sits at 25 ms)",
+            &LATENCY_BUCKETS_S,
+            25.0,
+            0.02,
+            60,
+        ),
+        (
+            "router buckets, mu 25, streamed 5 per batch",
+            &LATENCY_BUCKETS_S,
+            25.0,
+            0.02,
+            5,
+        ),
+        (
+            "router buckets, mu 37 (inside the 25-50 ms bucket)",
+            &LATENCY_BUCKETS_S,
+            37.0,
+            0.02,
+            60,
+        ),
         ("1 ms buckets 10..60 ms, mu 25", &one_ms, 25.0, 0.02, 60),
         ("1 ms buckets 10..60 ms, mu 37", &one_ms, 37.0, 0.02, 60),
         ("2% log buckets from 10 ms, mu 25", &fine, 25.0, 0.02, 60),
         ("2% log buckets from 10 ms, mu 37", &fine, 37.0, 0.02, 60),
-        ("2% log buckets from 10 ms, mu 37, alpha 0.01, streamed 5", &fine, 37.0, 0.01, 5),
+        (
+            "2% log buckets from 10 ms, mu 37, alpha 0.01, streamed 5",
+            &fine,
+            37.0,
+            0.01,
+            5,
+        ),
     ];
     for (name, bounds, mu, alpha, batch) in cases {
-        let (precision, recall) = kayenta(bounds, mu, alpha, 1.0, batch);
+        let (precision, recall) = kayenta::<ChaCha8Rng>(bounds, mu, alpha, 1.0, batch);
         println!("  {name:<58} alpha {alpha}: precision {precision:.3} recall {recall:.3}");
     }
 

@@ -28,7 +28,9 @@ pub enum JudgeError {
     #[error("latency bucket bounds must be positive and strictly increasing: {0}")]
     Bounds(String),
     /// Both histograms of a batch must have one count per bucket.
-    #[error("expected {expected} bucket counts, got {canary} for the canary and {baseline} for the baseline")]
+    #[error(
+        "expected {expected} bucket counts, got {canary} for the canary and {baseline} for the baseline"
+    )]
     BucketCount {
         /// Number of buckets of the test.
         expected: usize,

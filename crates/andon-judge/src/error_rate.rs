@@ -42,7 +42,10 @@ impl Default for ErrorRateTest {
 impl ErrorRateTest {
     /// No tolerance: any increase of the error rate is harm.
     pub fn new() -> Self {
-        Self { mixture: OddsMixture::new(1.0), max_log_e: 0.0 }
+        Self {
+            mixture: OddsMixture::new(1.0),
+            max_log_e: 0.0,
+        }
     }
 
     /// Tolerates canary odds of error up to `odds_ratio` times the baseline's
@@ -51,13 +54,24 @@ impl ErrorRateTest {
         if !(odds_ratio.is_finite() && odds_ratio >= 1.0) {
             return Err(JudgeError::Tolerance(odds_ratio));
         }
-        Ok(Self { mixture: OddsMixture::new(odds_ratio), max_log_e: 0.0 })
+        Ok(Self {
+            mixture: OddsMixture::new(odds_ratio),
+            max_log_e: 0.0,
+        })
     }
 
     /// Feeds one batch (deltas, not cumulative counts) of both versions.
     pub fn observe(&mut self, canary: ErrorCounts, baseline: ErrorCounts) {
-        let (ce, be) = (canary.errors.min(canary.requests), baseline.errors.min(baseline.requests));
-        self.mixture.observe(ce, canary.requests, baseline.requests, ce.saturating_add(be));
+        let (ce, be) = (
+            canary.errors.min(canary.requests),
+            baseline.errors.min(baseline.requests),
+        );
+        self.mixture.observe(
+            ce,
+            canary.requests,
+            baseline.requests,
+            ce.saturating_add(be),
+        );
         self.max_log_e = self.max_log_e.max(self.mixture.log_e());
     }
 

@@ -5,7 +5,7 @@ pub(crate) fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -44,9 +44,11 @@ pub(crate) fn probability(p: f64) -> String {
     format!("{p}")
 }
 
-/// A p-value for a sentence: `"p = 0.42"`, `"p = 0.004"`, `"p < 0.001"`.
+/// A p-value for a sentence: `"p = 1"`, `"p = 0.42"`, `"p = 0.004"`, `"p < 0.001"`.
 pub(crate) fn p_value(p: f64) -> String {
-    if p < 0.001 {
+    if p >= 0.995 {
+        "p = 1".into()
+    } else if p < 0.001 {
         "p < 0.001".into()
     } else if p < 0.01 {
         format!("p = {p:.3}")
@@ -85,6 +87,7 @@ mod tests {
 
     #[test]
     fn p_values_round_sensibly() {
+        assert_eq!(p_value(1.0), "p = 1");
         assert_eq!(p_value(0.4213), "p = 0.42");
         assert_eq!(p_value(0.0042), "p = 0.004");
         assert_eq!(p_value(0.00001), "p < 0.001");

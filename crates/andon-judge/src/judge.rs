@@ -112,7 +112,11 @@ impl P99Rule {
         let fail_edge = finite.iter().position(|b| *b >= limit_s);
         let pass_edge = finite.iter().rposition(|b| *b <= limit_s);
         match (fail_edge, pass_edge) {
-            (Some(fail_edge), Some(pass_edge)) => Ok(Self { limit_s, fail_edge, pass_edge }),
+            (Some(fail_edge), Some(pass_edge)) => Ok(Self {
+                limit_s,
+                fail_edge,
+                pass_edge,
+            }),
             _ => Err(JudgeError::MaxP99 {
                 got_ms: limit_s * 1000.0,
                 min_ms: finite[0] * 1000.0,
@@ -124,7 +128,9 @@ impl P99Rule {
 
 /// Requests in the buckets after `edge`: slower than its bound.
 fn slower_than(buckets: &[u64; 14], edge: usize) -> u64 {
-    buckets[edge + 1..].iter().fold(0u64, |a, b| a.saturating_add(*b))
+    buckets[edge + 1..]
+        .iter()
+        .fold(0u64, |a, b| a.saturating_add(*b))
 }
 
 fn served(buckets: &[u64; 14]) -> u64 {
@@ -210,8 +216,14 @@ impl Judge {
         }
         if let Some(t) = &mut self.errors {
             t.observe(
-                ErrorCounts { requests: dc.requests, errors: dc.errors },
-                ErrorCounts { requests: db.requests, errors: db.errors },
+                ErrorCounts {
+                    requests: dc.requests,
+                    errors: dc.errors,
+                },
+                ErrorCounts {
+                    requests: db.requests,
+                    errors: db.errors,
+                },
             );
         }
         if let Some(t) = &mut self.latency {
@@ -257,7 +269,12 @@ impl Judge {
         }
         if let Some(rule) = &self.p99 {
             let b = &self.canary.latency_buckets;
-            let e = bound::log_e(slower_than(b, rule.fail_edge), served(b), P99_TAIL, Side::Above);
+            let e = bound::log_e(
+                slower_than(b, rule.fail_edge),
+                served(b),
+                P99_TAIL,
+                Side::Above,
+            );
             out.push((Rule::MaxP99, e));
         }
         out
@@ -348,13 +365,19 @@ impl Judge {
         if self.canary.requests < min {
             waiting.push(format!("waiting for {} requests", format::count(min)));
         } else if self.config.compare_to_baseline && self.baseline.requests < min {
-            waiting.push(format!("waiting for {} baseline requests", format::count(min)));
+            waiting.push(format!(
+                "waiting for {} baseline requests",
+                format::count(min)
+            ));
         }
         if let Some(limit) = self.config.max_error_rate {
             let upper = bound::upper(self.canary.errors, self.canary.requests, alpha);
             let limit_s = format::percent(limit);
             if upper < limit {
-                clauses.push(format!("errors below {limit_s} (at most {})", format::percent(upper)));
+                clauses.push(format!(
+                    "errors below {limit_s} (at most {})",
+                    format::percent(upper)
+                ));
             } else {
                 waiting.push(format!(
                     "errors not yet shown below {limit_s} (at most {})",
@@ -364,7 +387,12 @@ impl Judge {
         }
         if let Some(rule) = &self.p99 {
             let b = &self.canary.latency_buckets;
-            let e = bound::log_e(slower_than(b, rule.pass_edge), served(b), P99_TAIL, Side::Below);
+            let e = bound::log_e(
+                slower_than(b, rule.pass_edge),
+                served(b),
+                P99_TAIL,
+                Side::Below,
+            );
             let limit = format::seconds(rule.limit_s);
             let estimate = Self::p99_of(&self.canary)
                 .map_or_else(String::new, |s| format!(" (about {})", format::seconds(s)));

@@ -64,14 +64,21 @@ impl LatencyTest {
             b.push(f64::INFINITY);
         }
         if b.len() < 2 {
-            return Err(JudgeError::Bounds("at least one finite bound is needed".into()));
+            return Err(JudgeError::Bounds(
+                "at least one finite bound is needed".into(),
+            ));
         }
         let finite = &b[..b.len() - 1];
         if let Some(bad) = finite.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
-            return Err(JudgeError::Bounds(format!("{bad} is not a positive finite bound")));
+            return Err(JudgeError::Bounds(format!(
+                "{bad} is not a positive finite bound"
+            )));
         }
         if let Some(w) = finite.windows(2).find(|w| w[0] >= w[1]) {
-            return Err(JudgeError::Bounds(format!("{} is not below {}", w[0], w[1])));
+            return Err(JudgeError::Bounds(format!(
+                "{} is not below {}",
+                w[0], w[1]
+            )));
         }
         Ok(Self::build(b, odds_ratio))
     }
@@ -84,7 +91,12 @@ impl LatencyTest {
                 seen_above: false,
             })
             .collect();
-        Self { bounds, edges, log_m: 0.0, max_log_m: 0.0 }
+        Self {
+            bounds,
+            edges,
+            log_m: 0.0,
+            max_log_m: 0.0,
+        }
     }
 
     /// The bucket upper bounds, ending with +Inf: one count per bucket is expected.
@@ -110,14 +122,19 @@ impl LatencyTest {
         // Which edges get a share of this batch's bet: decided before
         // looking at the batch.
         let any_active = self.edges.iter().any(Edge::active);
-        let share: Vec<bool> = self.edges.iter().map(|e| !any_active || e.active()).collect();
+        let share: Vec<bool> = self
+            .edges
+            .iter()
+            .map(|e| !any_active || e.active())
+            .collect();
         let before = self.shared_log_e(&share);
         // Requests slower than edge i: the buckets after i.
         let (mut above1, mut above2) = (n1, n2);
         for (i, edge) in self.edges.iter_mut().enumerate() {
             above1 = above1.saturating_sub(canary[i]);
             above2 = above2.saturating_sub(baseline[i]);
-            edge.mixture.observe(above1, n1, n2, above1.saturating_add(above2));
+            edge.mixture
+                .observe(above1, n1, n2, above1.saturating_add(above2));
             let below = n1.saturating_add(n2) - above1.saturating_add(above2);
             edge.seen_below |= below > 0;
             edge.seen_above |= above1 > 0 || above2 > 0;
@@ -132,7 +149,11 @@ impl LatencyTest {
 
     fn shared_log_e(&self, share: &[bool]) -> f64 {
         log_sum_exp(
-            self.edges.iter().zip(share).filter(|(_, s)| **s).map(|(e, _)| e.mixture.log_e()),
+            self.edges
+                .iter()
+                .zip(share)
+                .filter(|(_, s)| **s)
+                .map(|(e, _)| e.mixture.log_e()),
         )
     }
 
@@ -180,7 +201,8 @@ mod tests {
         let mut t = LatencyTest::router();
         // Baseline mostly in 10-25 ms, canary mostly in 25-50 ms.
         for _ in 0..20 {
-            t.observe(&hist(&[(4, 3), (5, 7)]), &hist(&[(4, 7), (5, 3)])).unwrap();
+            t.observe(&hist(&[(4, 3), (5, 7)]), &hist(&[(4, 7), (5, 3)]))
+                .unwrap();
         }
         assert!(t.rejects(0.01), "p = {}", t.p_value());
     }
@@ -189,7 +211,8 @@ mod tests {
     fn a_faster_canary_is_not() {
         let mut t = LatencyTest::router();
         for _ in 0..20 {
-            t.observe(&hist(&[(4, 7), (5, 3)]), &hist(&[(4, 3), (5, 7)])).unwrap();
+            t.observe(&hist(&[(4, 7), (5, 3)]), &hist(&[(4, 3), (5, 7)]))
+                .unwrap();
         }
         assert!(t.p_value() > 0.5, "p = {}", t.p_value());
     }

@@ -99,16 +99,28 @@ mod tests {
         for n in [0u64, 1, 2, 5, 15, 16, 17, 50, 1000, 100_000] {
             let exact = naive_ln_factorial(n);
             let got = ln_factorial(n as f64);
-            assert!((got - exact).abs() < 1e-9 * exact.max(1.0), "n={n}: {got} vs {exact}");
+            assert!(
+                (got - exact).abs() < 1e-9 * exact.max(1.0),
+                "n={n}: {got} vs {exact}"
+            );
         }
     }
 
     #[test]
     fn ln_factorial_diff_matches_the_difference() {
-        for (a, b) in [(20u64, 3u64), (1000, 990), (100_000, 50), (5000, 4000), (7, 30)] {
+        for (a, b) in [
+            (20u64, 3u64),
+            (1000, 990),
+            (100_000, 50),
+            (5000, 4000),
+            (7, 30),
+        ] {
             let exact = naive_ln_factorial(a) - naive_ln_factorial(b);
             let got = ln_factorial_diff(a as f64, b as f64);
-            assert!((got - exact).abs() < 1e-8 * exact.abs().max(1.0), "{a},{b}: {got} vs {exact}");
+            assert!(
+                (got - exact).abs() < 1e-8 * exact.abs().max(1.0),
+                "{a},{b}: {got} vs {exact}"
+            );
         }
     }
 

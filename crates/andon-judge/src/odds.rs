@@ -49,8 +49,9 @@ fn log_pmfs(x: u64, n1: u64, n2: u64, k: u64, log_psis: &[f64], out: &mut [f64])
     if lo >= hi || x < lo || x > hi {
         return false;
     }
-    let (xf, n1f, n2f, kf, lof, hif) =
-        (x as f64, n1 as f64, n2 as f64, k as f64, lo as f64, hi as f64);
+    let (xf, n1f, n2f, kf, lof, hif) = (
+        x as f64, n1 as f64, n2 as f64, k as f64, lo as f64, hi as f64,
+    );
     if hif - lof <= EXACT_SUPPORT {
         exact(xf, n1f, n2f, kf, lof, hif, log_psis, out);
     } else {
@@ -90,7 +91,9 @@ fn exact(x: f64, n1: f64, n2: f64, k: f64, lo: f64, hi: f64, log_psis: &[f64], o
 /// `ln term(y) - ln term(m)` at `ln ψ = lp`, from log-factorial differences
 /// so that it is exact at any distance from `m`.
 fn relative(y: f64, m: f64, n1: f64, n2: f64, k: f64, lp: f64) -> f64 {
-    -ln_factorial_diff(y, m) - ln_factorial_diff(n1 - y, n1 - m) - ln_factorial_diff(k - y, k - m)
+    -ln_factorial_diff(y, m)
+        - ln_factorial_diff(n1 - y, n1 - m)
+        - ln_factorial_diff(k - y, k - m)
         - ln_factorial_diff(n2 - k + y, n2 - k + m)
         + (y - m) * lp
 }
@@ -110,8 +113,8 @@ fn strided(x: f64, n1: f64, n2: f64, k: f64, lo: f64, hi: f64, lp: f64) -> f64 {
         }
     }
     let m = a;
-    let curvature = 1.0 / (m + 0.5) + 1.0 / (n1 - m + 0.5) + 1.0 / (k - m + 0.5)
-        + 1.0 / (n2 - k + m + 0.5);
+    let curvature =
+        1.0 / (m + 0.5) + 1.0 / (n1 - m + 0.5) + 1.0 / (k - m + 0.5) + 1.0 / (n2 - k + m + 0.5);
     let sd = 1.0 / curvature.sqrt();
     let h = (sd / 8.0).floor().max(1.0);
     let steps = (12.0 * sd / h).ceil().min(1.0e4);
@@ -151,7 +154,11 @@ pub(crate) struct OddsMixture {
 impl OddsMixture {
     /// `psi0` is the null's odds ratio: 1 for "not worse", above 1 for a tolerance.
     pub(crate) fn new(psi0: f64) -> Self {
-        Self { log_psi0: psi0.ln(), cum: [0.0; RATIOS.len()], log_e: 0.0 }
+        Self {
+            log_psi0: psi0.ln(),
+            cum: [0.0; RATIOS.len()],
+            log_e: 0.0,
+        }
     }
 
     /// One batch: `x` of the canary's `n1` trials and `k - x` of the
@@ -206,7 +213,11 @@ mod tests {
                 let mut out = [0.0];
                 assert!(log_pmfs(x, n1, n2, k, &[lp], &mut out));
                 let want = naive_log_pmf(x, n1, n2, k, lp);
-                assert!((out[0] - want).abs() < 1e-9, "{x},{n1},{n2},{k},{lp}: {} vs {want}", out[0]);
+                assert!(
+                    (out[0] - want).abs() < 1e-9,
+                    "{x},{n1},{n2},{k},{lp}: {} vs {want}",
+                    out[0]
+                );
             }
         }
     }
@@ -221,7 +232,11 @@ mod tests {
                 let mut out = [0.0];
                 exact(x, n1, n2, k, lo, hi, &[lp], &mut out);
                 let approx = strided(x, n1, n2, k, lo, hi, lp);
-                assert!((approx - out[0]).abs() < 1e-6, "x={x} lp={lp}: {approx} vs {}", out[0]);
+                assert!(
+                    (approx - out[0]).abs() < 1e-6,
+                    "x={x} lp={lp}: {approx} vs {}",
+                    out[0]
+                );
             }
         }
     }

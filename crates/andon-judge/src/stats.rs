@@ -2,8 +2,22 @@
 //! between cumulative snapshots and quantiles from a histogram.
 
 /// Upper bounds in seconds of the router's latency histogram buckets; the last bucket is +Inf.
-pub const LATENCY_BUCKETS_S: [f64; 14] =
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, f64::INFINITY];
+pub const LATENCY_BUCKETS_S: [f64; 14] = [
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    f64::INFINITY,
+];
 
 /// One version's counters as the router reports them.
 ///
@@ -29,13 +43,18 @@ impl VersionStats {
     pub(crate) fn since(&self, previous: &VersionStats) -> VersionStats {
         let reset = self.requests < previous.requests
             || self.errors < previous.errors
-            || self.latency_buckets.iter().zip(&previous.latency_buckets).any(|(a, b)| a < b);
+            || self
+                .latency_buckets
+                .iter()
+                .zip(&previous.latency_buckets)
+                .any(|(a, b)| a < b);
         let mut d = if reset {
             *self
         } else {
             let mut buckets = [0u64; 14];
-            for (slot, (a, b)) in
-                buckets.iter_mut().zip(self.latency_buckets.iter().zip(&previous.latency_buckets))
+            for (slot, (a, b)) in buckets
+                .iter_mut()
+                .zip(self.latency_buckets.iter().zip(&previous.latency_buckets))
             {
                 *slot = a - b;
             }
@@ -60,7 +79,11 @@ impl VersionStats {
 
     /// Errors over requests, 0 without requests.
     pub(crate) fn error_rate(&self) -> f64 {
-        if self.requests == 0 { 0.0 } else { self.errors as f64 / self.requests as f64 }
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.errors as f64 / self.requests as f64
+        }
     }
 }
 
@@ -82,7 +105,9 @@ pub(crate) fn quantile(bounds: &[f64], counts: &[u64], q: f64) -> Option<f64> {
             if !bound.is_finite() {
                 return Some(lower_bound);
             }
-            return Some(lower_bound + (bound - lower_bound) * ((rank - below) / c).clamp(0.0, 1.0));
+            return Some(
+                lower_bound + (bound - lower_bound) * ((rank - below) / c).clamp(0.0, 1.0),
+            );
         }
         below += c;
         lower_bound = *bound;
@@ -97,7 +122,11 @@ mod tests {
     fn stats(requests: u64, errors: u64, first_bucket: u64) -> VersionStats {
         let mut latency_buckets = [0; 14];
         latency_buckets[0] = first_bucket;
-        VersionStats { requests, errors, latency_buckets }
+        VersionStats {
+            requests,
+            errors,
+            latency_buckets,
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! A thin stand-alone router for tests, benches and demos until `andon router` wires it in.
 //!
 //! `andon-router --data DIR --listen ADDR --admin ADDR [--admin-token T]`
-//! (the token may also come from `ANDON_ADMIN_TOKEN`). Stops on SIGINT or SIGTERM, letting
-//! requests in flight finish.
+//! (the token may also come from `ANDON_ADMIN_TOKEN`; `RUST_LOG` sets the log filter).
+//! Stops on SIGINT or SIGTERM, letting requests in flight finish.
 
 use std::process::ExitCode;
 
@@ -15,10 +15,19 @@ fn usage() -> ExitCode {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let mut data = None;
     let mut listen = None;
     let mut admin = None;
-    let mut token = std::env::var("ANDON_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    let mut token = std::env::var("ANDON_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let Some(value) = args.next() else {

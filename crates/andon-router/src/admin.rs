@@ -39,16 +39,24 @@ pub(crate) async fn handle(
     let resp = match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => {
             let generation = shared.table.load().spec.generation;
-            reply::json(StatusCode::OK, &json!({"ok": true, "generation": generation}))
+            reply::json(
+                StatusCode::OK,
+                &json!({"ok": true, "generation": generation}),
+            )
         }
         (&Method::GET, "/routes") => {
             let table = shared.table.load();
-            reply::json(StatusCode::OK, &serde_json::to_value(&table.spec).unwrap_or_default())
+            reply::json(
+                StatusCode::OK,
+                &serde_json::to_value(&table.spec).unwrap_or_default(),
+            )
         }
         (&Method::PUT, "/routes") => put_routes(&shared, req).await,
         (&Method::GET, "/stats") => {
             let table = shared.table.load();
-            let body = shared.registry.to_json(table.spec.generation, &table.live_stats);
+            let body = shared
+                .registry
+                .to_json(table.spec.generation, &table.live_stats);
             reply::json(StatusCode::OK, &body)
         }
         (&Method::GET, "/metrics") => {
@@ -83,7 +91,10 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
 }
 
 async fn put_routes(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<ProxyBody> {
-    let bytes = match Limited::new(req.into_body(), MAX_TABLE_BYTES).collect().await {
+    let bytes = match Limited::new(req.into_body(), MAX_TABLE_BYTES)
+        .collect()
+        .await
+    {
         Ok(c) => c.to_bytes(),
         Err(e) => return reply::error(StatusCode::BAD_REQUEST, "bad_body", &e.to_string()),
     };

@@ -58,10 +58,7 @@ impl Body for UpstreamBody {
 pub(crate) enum ProxyBody {
     /// A backend's answer. The guard keeps the request counted as in flight on its version
     /// until the last byte is passed on (or the client goes away), so draining waits for it.
-    Upstream {
-        body: Incoming,
-        guard: Inflight,
-    },
+    Upstream { body: Incoming, guard: Inflight },
     /// An answer made by the router itself (errors, admin API).
     Full(Option<Bytes>),
 }

@@ -248,10 +248,16 @@ mod tests {
         }
     }
 
-    fn compile(services: Vec<(&str, ServiceSpec)>, routes: Vec<(Option<&str>, &str, &str)>) -> Compiled {
+    fn compile(
+        services: Vec<(&str, ServiceSpec)>,
+        routes: Vec<(Option<&str>, &str, &str)>,
+    ) -> Compiled {
         let spec = RouteTable {
             generation: 1,
-            services: services.into_iter().map(|(n, s)| (n.to_owned(), s)).collect(),
+            services: services
+                .into_iter()
+                .map(|(n, s)| (n.to_owned(), s))
+                .collect(),
             routes: routes
                 .into_iter()
                 .map(|(h, p, s)| RouteSpec {
@@ -313,7 +319,8 @@ mod tests {
                 (Some("Shop.Localhost"), "/", "host"),
             ],
         );
-        let pick = |h: Option<&str>, p: &str| c.route(h, p).unwrap().by_bucket(0).unwrap().name.clone();
+        let pick =
+            |h: Option<&str>, p: &str| c.route(h, p).unwrap().by_bucket(0).unwrap().name.clone();
         assert_eq!(pick(None, "/api/x"), "api");
         assert_eq!(pick(None, "/api"), "api");
         assert_eq!(pick(None, "/apix"), "old");

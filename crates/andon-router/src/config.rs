@@ -22,11 +22,14 @@ pub struct RouterConfig {
     /// Mirror copies in flight beyond this are dropped (and counted): shadow traffic must
     /// never pile up behind a slow dark version.
     pub max_mirror_inflight: usize,
+    /// Proxy threads, each with its own single-threaded runtime and connection pool;
+    /// 0 means one per core.
+    pub workers: usize,
 }
 
 impl RouterConfig {
     /// Defaults: no token, 30s upstream timeout, 1s connect timeout, 10,000 requests and 256
-    /// mirror copies in flight.
+    /// mirror copies in flight, one proxy thread per core.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         RouterConfig {
             data_dir: data_dir.into(),
@@ -35,6 +38,7 @@ impl RouterConfig {
             connect_timeout: Duration::from_secs(1),
             max_inflight: 10_000,
             max_mirror_inflight: 256,
+            workers: 0,
         }
     }
 }

@@ -8,6 +8,9 @@ use crate::table::TableError;
 /// answered (404, 502, 503, 504) and counted.
 #[derive(Debug, thiserror::Error)]
 pub enum RouterError {
+    /// The proxy listener could not be shared with the proxy threads, or a thread not started.
+    #[error("cannot start the proxy threads")]
+    Start(#[source] std::io::Error),
     /// The data directory could not be created.
     #[error("cannot create data directory {path}")]
     DataDir {

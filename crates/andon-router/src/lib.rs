@@ -41,10 +41,11 @@ mod stats;
 pub mod table;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 pub use config::RouterConfig;
 pub use error::RouterError;
@@ -52,13 +53,29 @@ pub use table::{MirrorSpec, RouteSpec, RouteTable, ServiceSpec, Sticky, TableErr
 
 /// Latency bucket upper bounds in seconds used by `/stats` and `/metrics` (the last is +Inf).
 pub const LATENCY_BUCKETS: [f64; 14] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, f64::INFINITY,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    f64::INFINITY,
 ];
 
 /// Runs the router until `shutdown` completes, then stops accepting and lets requests in
 /// flight finish (for at most the upstream timeout plus one second).
 ///
-/// Fails only at start-up, when the saved table in `cfg.data_dir` cannot be read or is invalid.
+/// The proxy listener is served by `cfg.workers` threads of its own (one per core by default),
+/// so the data plane does not share the caller's runtime; the admin listener is served on the
+/// caller's runtime. Fails only at start-up: the saved table in `cfg.data_dir` cannot be read
+/// or is invalid, or the proxy threads cannot be started.
 pub async fn run(
     cfg: RouterConfig,
     proxy: TcpListener,
@@ -69,10 +86,27 @@ pub async fn run(
     let drain = shared.cfg.upstream_timeout + Duration::from_secs(1);
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    let s = shared.clone();
-    let proxy_task = tokio::spawn(server::serve(proxy, stop_rx.clone(), drain, move |remote, req| {
-        proxy::handle(s.clone(), remote, req)
-    }));
+    let workers = match shared.cfg.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let proxy = proxy.into_std().map_err(RouterError::Start)?;
+    let mut finished = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let listener = proxy.try_clone().map_err(RouterError::Start)?;
+        let (shared, stop_rx) = (shared.clone(), stop_rx.clone());
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("andon-proxy-{i}"))
+            .spawn(move || {
+                proxy_thread(shared, listener, stop_rx, drain);
+                let _ = done_tx.send(());
+            })
+            .map_err(RouterError::Start)?;
+        finished.push(done_rx);
+    }
+    drop(proxy);
+
     let s = shared.clone();
     let admin_task = tokio::spawn(server::serve(admin, stop_rx, drain, move |_, req| {
         admin::handle(s.clone(), req)
@@ -80,10 +114,45 @@ pub async fn run(
 
     shutdown.await;
     let _ = stop_tx.send(true);
-    for task in [proxy_task, admin_task] {
-        if let Err(e) = task.await {
-            tracing::error!(error = %e, "listener task failed");
-        }
+    for done in finished {
+        let _ = done.await;
+    }
+    if let Err(e) = admin_task.await {
+        tracing::error!(error = %e, "admin listener task failed");
     }
     Ok(())
+}
+
+/// One proxy thread: a single-threaded runtime accepting from (a clone of) the shared
+/// listener, with its own upstream pool (see `state::Worker`).
+fn proxy_thread(
+    shared: Arc<state::Shared>,
+    listener: std::net::TcpListener,
+    stop: watch::Receiver<bool>,
+    drain: Duration,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a proxy runtime");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot register the proxy listener");
+                return;
+            }
+        };
+        let worker = state::Worker::new(shared);
+        server::serve(listener, stop, drain, move |remote, req| {
+            proxy::handle(worker.clone(), remote, req)
+        })
+        .await;
+    });
 }

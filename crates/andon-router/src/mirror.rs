@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::body::UpstreamBody;
 use crate::compiled::Version;
 use crate::forward;
-use crate::state::Shared;
+use crate::state::Worker;
 
 /// Marks a mirrored request, so the dark version can avoid side effects.
 static MIRROR_HEADER: HeaderName = HeaderName::from_static("x-andon-mirror");
@@ -28,23 +28,24 @@ static MIRROR_HEADER: HeaderName = HeaderName::from_static("x-andon-mirror");
 pub(crate) type Live = (u16, Duration);
 
 /// Frees a mirror slot when the copy ends, however it ends.
-struct Slot(Arc<Shared>);
+struct Slot(Arc<Worker>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.mirror_inflight.fetch_sub(1, Relaxed);
+        self.0.shared.mirror_inflight.fetch_sub(1, Relaxed);
     }
 }
 
 /// Starts a copy to `to`; returns where to send the live outcome, or `None` if dropped.
 pub(crate) fn spawn(
-    shared: &Arc<Shared>,
+    worker: &Arc<Worker>,
     to: Arc<Version>,
     method: &Method,
     path: &PathAndQuery,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Option<oneshot::Sender<Live>> {
+    let shared = &worker.shared;
     let stats = &to.stats.mirror;
     if shared.mirror_inflight.fetch_add(1, Relaxed) >= shared.cfg.max_mirror_inflight {
         shared.mirror_inflight.fetch_sub(1, Relaxed);
@@ -52,7 +53,7 @@ pub(crate) fn spawn(
         shared.registry.mirror_dropped.fetch_add(1, Relaxed);
         return None;
     }
-    let slot = Slot(shared.clone());
+    let slot = Slot(worker.clone());
     let (_, endpoint) = to.pick()?;
     let mut headers = headers.clone();
     headers.insert(MIRROR_HEADER.clone(), HeaderValue::from_static("1"));
@@ -120,7 +121,10 @@ mod tests {
     fn comparison_ignores_noise() {
         assert!(same_class(200, 204));
         assert!(!same_class(200, 500));
-        assert!(!slower(Duration::from_micros(1500), Duration::from_micros(1000)));
+        assert!(!slower(
+            Duration::from_micros(1500),
+            Duration::from_micros(1000)
+        ));
         assert!(slower(Duration::from_millis(50), Duration::from_millis(10)));
     }
 }

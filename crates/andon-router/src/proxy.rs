@@ -17,7 +17,7 @@ use crate::forward::{self, Payload};
 use crate::mirror;
 use crate::reply;
 use crate::select;
-use crate::state::{Inflight, Shared};
+use crate::state::{Inflight, Worker};
 
 /// Response header naming the version (role name) that answered.
 static SERVED_BY: HeaderName = HeaderName::from_static("x-andon-served-by");
@@ -26,24 +26,27 @@ static SERVED_BY: HeaderName = HeaderName::from_static("x-andon-served-by");
 const MIRROR_BODY_LIMIT: u64 = 1 << 20;
 
 pub(crate) async fn handle(
-    shared: Arc<Shared>,
+    worker: Arc<Worker>,
     remote: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    Ok(proxy(shared, remote, req).await)
+    Ok(proxy(worker, remote, req).await)
 }
 
 /// Host of the request: the URI's authority (HTTP/2, absolute-form) or the `Host` header.
 fn request_host(req: &Request<Incoming>) -> Option<&str> {
-    req.uri().host().or_else(|| {
-        req.headers()
-            .get(HOST)
-            .and_then(|v| v.to_str().ok())
-    })
+    req.uri()
+        .host()
+        .or_else(|| req.headers().get(HOST).and_then(|v| v.to_str().ok()))
 }
 
-async fn proxy(shared: Arc<Shared>, remote: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {
-    let Some(mut guard) = Inflight::admit(&shared) else {
+async fn proxy(
+    worker: Arc<Worker>,
+    remote: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let shared = &worker.shared;
+    let Some(mut guard) = Inflight::admit(&worker) else {
         shared
             .registry
             .rejected
@@ -63,7 +66,11 @@ async fn proxy(shared: Arc<Shared>, remote: SocketAddr, req: Request<Incoming>) 
                     .registry
                     .unrouted
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return reply::error(StatusCode::NOT_FOUND, "no_route", "no route matches this host and path");
+                return reply::error(
+                    StatusCode::NOT_FOUND,
+                    "no_route",
+                    "no route matches this host and path",
+                );
             }
         }
     };
@@ -91,11 +98,20 @@ async fn proxy(shared: Arc<Shared>, remote: SocketAddr, req: Request<Incoming>) 
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
     let payload = if body.is_end_stream() {
         Payload::Bytes(bytes::Bytes::new())
-    } else if mirror_to.is_some() && content_length(&parts.headers).is_some_and(|n| n <= MIRROR_BODY_LIMIT) {
-        match Limited::new(body, MIRROR_BODY_LIMIT as usize).collect().await {
+    } else if mirror_to.is_some()
+        && content_length(&parts.headers).is_some_and(|n| n <= MIRROR_BODY_LIMIT)
+    {
+        match Limited::new(body, MIRROR_BODY_LIMIT as usize)
+            .collect()
+            .await
+        {
             Ok(c) => Payload::Bytes(c.to_bytes()),
             Err(_) => {
-                return reply::error(StatusCode::BAD_REQUEST, "bad_body", "could not read the request body");
+                return reply::error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_body",
+                    "could not read the request body",
+                );
             }
         }
     } else {
@@ -103,7 +119,7 @@ async fn proxy(shared: Arc<Shared>, remote: SocketAddr, req: Request<Incoming>) 
     };
     let live = match (mirror_to, &payload) {
         (Some(to), Payload::Bytes(b)) => {
-            mirror::spawn(&shared, to, &parts.method, &path, &parts.headers, b.clone())
+            mirror::spawn(&worker, to, &parts.method, &path, &parts.headers, b.clone())
         }
         _ => None,
     };
@@ -111,7 +127,14 @@ async fn proxy(shared: Arc<Shared>, remote: SocketAddr, req: Request<Incoming>) 
     let start = Instant::now();
     let sent = tokio::time::timeout(
         shared.cfg.upstream_timeout,
-        forward::send(&shared.client, &version, parts.method, path, parts.headers, payload),
+        forward::send(
+            &worker.client,
+            &version,
+            parts.method,
+            path,
+            parts.headers,
+            payload,
+        ),
     )
     .await;
     let elapsed = start.elapsed();
@@ -119,9 +142,17 @@ async fn proxy(shared: Arc<Shared>, remote: SocketAddr, req: Request<Incoming>) 
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(e)) => {
             tracing::debug!(version = %version.name, error = %e, "upstream failed");
-            Err((StatusCode::BAD_GATEWAY, "upstream_unreachable", "the version could not be reached"))
+            Err((
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                "the version could not be reached",
+            ))
         }
-        Err(_) => Err((StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", "the version did not answer in time")),
+        Err(_) => Err((
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            "the version did not answer in time",
+        )),
     };
     let status = match &outcome {
         Ok(r) => r.status(),

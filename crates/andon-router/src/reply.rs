@@ -12,10 +12,17 @@ pub(crate) fn json(status: StatusCode, value: &Value) -> Response<ProxyBody> {
 }
 
 pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response<ProxyBody> {
-    json(status, &json!({"error": {"code": code, "message": message}}))
+    json(
+        status,
+        &json!({"error": {"code": code, "message": message}}),
+    )
 }
 
-pub(crate) fn with_type(status: StatusCode, ctype: &'static str, body: Bytes) -> Response<ProxyBody> {
+pub(crate) fn with_type(
+    status: StatusCode,
+    ctype: &'static str,
+    body: Bytes,
+) -> Response<ProxyBody> {
     let mut r = Response::new(ProxyBody::full(body));
     *r.status_mut() = status;
     r.headers_mut()

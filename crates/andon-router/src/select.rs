@@ -90,7 +90,10 @@ mod tests {
     #[test]
     fn cookie_bucket_is_found_among_others_and_range_checked() {
         let mut h = HeaderMap::new();
-        h.insert(COOKIE, HeaderValue::from_static("a=1; andon_bucket=42; b=2"));
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("a=1; andon_bucket=42; b=2"),
+        );
         assert_eq!(cookie_bucket(&h, "andon_bucket"), Some(42));
         h.insert(COOKIE, HeaderValue::from_static("andon_bucket=100"));
         assert_eq!(cookie_bucket(&h, "andon_bucket"), None);

@@ -24,8 +24,6 @@ pub(crate) struct Shared {
     /// Swapped whole on `PUT /routes`; readers never block and keep the table they loaded.
     pub(crate) table: ArcSwap<Compiled>,
     pub(crate) registry: Registry,
-    /// Keep-alive HTTP/1.1 pool to every backend.
-    pub(crate) client: Upstream,
     inflight: AtomicUsize,
     pub(crate) mirror_inflight: AtomicUsize,
     /// Serialises table replacement so generation check, persist and swap are one step.
@@ -43,18 +41,10 @@ impl Shared {
                 path: persist::routes_path(&cfg.data_dir),
                 source,
             })?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(cfg.connect_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
         Ok(Arc::new(Shared {
             cfg,
             table: ArcSwap::from_pointee(compiled),
             registry,
-            client,
             inflight: AtomicUsize::new(0),
             mirror_inflight: AtomicUsize::new(0),
             update: tokio::sync::Mutex::new(()),
@@ -62,23 +52,48 @@ impl Shared {
     }
 }
 
+/// One proxy thread: the shared state plus this thread's own keep-alive HTTP/1.1 pool.
+///
+/// Each proxy thread runs a single-threaded runtime and owns its pool, so a request, its
+/// upstream connection and their wake-ups stay on one core: no cross-thread hand-off per
+/// request (the cost that dominated profiles with one multi-threaded runtime).
+pub(crate) struct Worker {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) client: Upstream,
+}
+
+impl Worker {
+    /// Must be called inside the runtime that will drive the pool's connections.
+    pub(crate) fn new(shared: Arc<Shared>) -> Arc<Self> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(shared.cfg.connect_timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Arc::new(Worker { shared, client })
+    }
+}
+
 /// Counts one request as in flight, globally and (once chosen) on its version, until dropped
 /// or released. Travels inside the response body so streaming answers stay counted.
 pub(crate) struct Inflight {
-    shared: Option<Arc<Shared>>,
+    worker: Option<Arc<Worker>>,
     version: Option<Arc<Version>>,
 }
 
 impl Inflight {
     /// `None` when `max_inflight` requests are already in flight.
-    pub(crate) fn admit(shared: &Arc<Shared>) -> Option<Self> {
+    pub(crate) fn admit(worker: &Arc<Worker>) -> Option<Self> {
+        let shared = &worker.shared;
         let before = shared.inflight.fetch_add(1, Relaxed);
         if before >= shared.cfg.max_inflight {
             shared.inflight.fetch_sub(1, Relaxed);
             return None;
         }
         Some(Inflight {
-            shared: Some(shared.clone()),
+            worker: Some(worker.clone()),
             version: None,
         })
     }
@@ -89,8 +104,8 @@ impl Inflight {
     }
 
     pub(crate) fn release(&mut self) {
-        if let Some(s) = self.shared.take() {
-            s.inflight.fetch_sub(1, Relaxed);
+        if let Some(w) = self.worker.take() {
+            w.shared.inflight.fetch_sub(1, Relaxed);
         }
         if let Some(v) = self.version.take() {
             v.stats.inflight.fetch_sub(1, Relaxed);

@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 /// Upper bounds of the latency buckets in microseconds; the 14th bucket is +Inf.
 /// Shared with the judge: 1ms, 2.5ms, 5ms, 10ms, 25ms, 50ms, 100ms, 250ms, 500ms, 1s, 2.5s, 5s, 10s.
 const BOUNDS_MICROS: [u64; 13] = [
-    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
-    2_500_000, 5_000_000, 10_000_000,
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000, 10_000_000,
 ];
 const BOUNDS_LABELS: [&str; 14] = [
     "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5",
@@ -151,9 +151,7 @@ impl Registry {
     /// Forgets versions that left the table and have nothing in flight.
     pub(crate) fn prune(&self, live: &[Arc<VersionStats>]) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, s| {
-            live.iter().any(|l| Arc::ptr_eq(l, s)) || s.inflight.load(Relaxed) > 0
-        });
+        map.retain(|_, s| live.iter().any(|l| Arc::ptr_eq(l, s)) || s.inflight.load(Relaxed) > 0);
     }
 
     fn snapshot(&self) -> Vec<Arc<VersionStats>> {
@@ -211,12 +209,13 @@ impl Registry {
                 )
             })
             .collect();
-        let mut family = |name: &str, kind: &str, help: &str, f: &dyn Fn(&mut String, &str, &VersionStats)| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (s, l) in all.iter().zip(&labels) {
-                f(&mut out, l, s);
-            }
-        };
+        let mut family =
+            |name: &str, kind: &str, help: &str, f: &dyn Fn(&mut String, &str, &VersionStats)| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                for (s, l) in all.iter().zip(&labels) {
+                    f(&mut out, l, s);
+                }
+            };
         family(
             "andon_router_requests_total",
             "counter",
@@ -231,16 +230,61 @@ impl Registry {
                 }
             },
         );
-        type Family = (&'static str, &'static str, &'static str, fn(&VersionStats) -> u64);
+        type Family = (
+            &'static str,
+            &'static str,
+            &'static str,
+            fn(&VersionStats) -> u64,
+        );
         let simple: [Family; 8] = [
-            ("andon_router_errors_total", "counter", "Answers that were 5xx or failures to reach the version.", |s| s.errors.load(Relaxed)),
-            ("andon_router_retries_total", "counter", "Requests retried on another endpoint after a connection failure.", |s| s.retries.load(Relaxed)),
-            ("andon_router_inflight", "gauge", "Requests sent to a version whose response has not finished.", |s| s.inflight.load(Relaxed)),
-            ("andon_router_mirror_requests_total", "counter", "Copies of live requests sent to a version by mirroring.", |s| s.mirror.requests.load(Relaxed)),
-            ("andon_router_mirror_errors_total", "counter", "Mirror copies answered 5xx or failed.", |s| s.mirror.errors.load(Relaxed)),
-            ("andon_router_mirror_status_mismatch_total", "counter", "Mirror copies whose status class differed from the live answer.", |s| s.mirror.status_class_mismatch.load(Relaxed)),
-            ("andon_router_mirror_slower_total", "counter", "Mirror copies answered more slowly than the live request.", |s| s.mirror.latency_slower.load(Relaxed)),
-            ("andon_router_mirror_dropped_total", "counter", "Mirror copies not sent because too many were in flight.", |s| s.mirror.dropped.load(Relaxed)),
+            (
+                "andon_router_errors_total",
+                "counter",
+                "Answers that were 5xx or failures to reach the version.",
+                |s| s.errors.load(Relaxed),
+            ),
+            (
+                "andon_router_retries_total",
+                "counter",
+                "Requests retried on another endpoint after a connection failure.",
+                |s| s.retries.load(Relaxed),
+            ),
+            (
+                "andon_router_inflight",
+                "gauge",
+                "Requests sent to a version whose response has not finished.",
+                |s| s.inflight.load(Relaxed),
+            ),
+            (
+                "andon_router_mirror_requests_total",
+                "counter",
+                "Copies of live requests sent to a version by mirroring.",
+                |s| s.mirror.requests.load(Relaxed),
+            ),
+            (
+                "andon_router_mirror_errors_total",
+                "counter",
+                "Mirror copies answered 5xx or failed.",
+                |s| s.mirror.errors.load(Relaxed),
+            ),
+            (
+                "andon_router_mirror_status_mismatch_total",
+                "counter",
+                "Mirror copies whose status class differed from the live answer.",
+                |s| s.mirror.status_class_mismatch.load(Relaxed),
+            ),
+            (
+                "andon_router_mirror_slower_total",
+                "counter",
+                "Mirror copies answered more slowly than the live request.",
+                |s| s.mirror.latency_slower.load(Relaxed),
+            ),
+            (
+                "andon_router_mirror_dropped_total",
+                "counter",
+                "Mirror copies not sent because too many were in flight.",
+                |s| s.mirror.dropped.load(Relaxed),
+            ),
         ];
         for (name, kind, help, get) in simple {
             family(name, kind, help, &|o, l, s| {
@@ -269,12 +313,30 @@ impl Registry {
             },
         );
         let globals = [
-            ("andon_router_rejected_total", "counter", "Requests refused with 503 because max_inflight was reached.", self.rejected.load(Relaxed)),
-            ("andon_router_unrouted_total", "counter", "Requests answered 404 because no route matched.", self.unrouted.load(Relaxed)),
-            ("andon_router_routes_generation", "gauge", "Generation of the route table being served.", generation),
+            (
+                "andon_router_rejected_total",
+                "counter",
+                "Requests refused with 503 because max_inflight was reached.",
+                self.rejected.load(Relaxed),
+            ),
+            (
+                "andon_router_unrouted_total",
+                "counter",
+                "Requests answered 404 because no route matched.",
+                self.unrouted.load(Relaxed),
+            ),
+            (
+                "andon_router_routes_generation",
+                "gauge",
+                "Generation of the route table being served.",
+                generation,
+            ),
         ];
         for (name, kind, help, v) in globals {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
         }
         out
     }

@@ -98,7 +98,9 @@ pub struct RouteSpec {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TableError {
     /// The weights of a service do not add up.
-    #[error("service '{service}': weights add up to {sum}, expected 100 (or 0 when every version is dark)")]
+    #[error(
+        "service '{service}': weights add up to {sum}, expected 100 (or 0 when every version is dark)"
+    )]
     Weights {
         /// Service name.
         service: String,
@@ -106,7 +108,9 @@ pub enum TableError {
         sum: u64,
     },
     /// A version that takes traffic (or is the mirror target) has nowhere to send it.
-    #[error("service '{service}': version '{version}' has weight or mirror traffic but no endpoints")]
+    #[error(
+        "service '{service}': version '{version}' has weight or mirror traffic but no endpoints"
+    )]
     NoEndpoints {
         /// Service name.
         service: String,
@@ -156,10 +160,7 @@ impl RouteTable {
                 return Err(invalid(at, "host must be non-empty or null"));
             }
             if !self.services.contains_key(&route.service) {
-                return Err(invalid(
-                    at,
-                    format!("unknown service '{}'", route.service),
-                ));
+                return Err(invalid(at, format!("unknown service '{}'", route.service)));
             }
         }
         Ok(())
@@ -204,24 +205,36 @@ impl ServiceSpec {
         let at = format!("services.{service}");
         match &self.sticky {
             Some(Sticky::Header(h)) if http::HeaderName::from_bytes(h.as_bytes()).is_err() => {
-                return Err(invalid(at, format!("sticky header '{h}' is not a header name")));
+                return Err(invalid(
+                    at,
+                    format!("sticky header '{h}' is not a header name"),
+                ));
             }
             Some(Sticky::Cookie(c)) if !is_cookie_name(c) => {
-                return Err(invalid(at, format!("sticky cookie '{c}' is not a cookie name")));
+                return Err(invalid(
+                    at,
+                    format!("sticky cookie '{c}' is not a cookie name"),
+                ));
             }
             _ => {}
         }
         if let Some(h) = &self.override_header
             && http::HeaderName::from_bytes(h.as_bytes()).is_err()
         {
-            return Err(invalid(at, format!("override_header '{h}' is not a header name")));
+            return Err(invalid(
+                at,
+                format!("override_header '{h}' is not a header name"),
+            ));
         }
         if let Some(m) = &self.mirror {
             if !(0.0..=100.0).contains(&m.percent) {
                 return Err(invalid(at, "mirror.percent must be between 0 and 100"));
             }
             let Some(target) = self.find(&m.to) else {
-                return Err(invalid(at, format!("mirror.to: unknown version '{}'", m.to)));
+                return Err(invalid(
+                    at,
+                    format!("mirror.to: unknown version '{}'", m.to),
+                ));
             };
             if target.endpoints.is_empty() {
                 return Err(TableError::NoEndpoints {
@@ -244,9 +257,7 @@ impl ServiceSpec {
 
 /// `host:port` with an explicit port (no scheme, no path): what the connection pool dials.
 pub(crate) fn parse_endpoint(ep: &str) -> Result<http::uri::Authority, String> {
-    let auth: http::uri::Authority = ep
-        .parse()
-        .map_err(|_| format!("'{ep}' is not host:port"))?;
+    let auth: http::uri::Authority = ep.parse().map_err(|_| format!("'{ep}' is not host:port"))?;
     if auth.port_u16().is_none() || auth.as_str().contains('@') {
         return Err(format!("'{ep}' must be host:port"));
     }
@@ -320,10 +331,20 @@ mod tests {
         let mut t = example();
         t.services.get_mut("shop/production").unwrap().versions[0].endpoints[0] =
             "127.0.0.1".into();
-        assert!(t.validate().unwrap_err().to_string().contains("endpoints[0]"));
+        assert!(
+            t.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("endpoints[0]")
+        );
         let mut t = example();
         t.routes[0].service = "nope".into();
-        assert!(t.validate().unwrap_err().to_string().contains("unknown service"));
+        assert!(
+            t.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("unknown service")
+        );
     }
 
     #[test]

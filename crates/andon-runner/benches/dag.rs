@@ -44,7 +44,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let rounds: usize = std::env::var("DAG_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let rounds: usize = std::env::var("DAG_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     let dir = tempfile::tempdir().unwrap();
     let checkout = dir.path().join("checkout");
     std::fs::create_dir_all(&checkout).unwrap();
@@ -77,7 +80,10 @@ fn main() {
     let mk = dir.path().join("Makefile");
     std::fs::write(&mk, makefile).unwrap();
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut andon = Vec::new();
     let mut make = Vec::new();
     for round in 0..rounds + 1 {
@@ -90,12 +96,24 @@ fn main() {
             ..RunSpec::default()
         };
         let t = Instant::now();
-        let summary = rt.block_on(run_pipeline(spec, &LocalExecutor, &store, Arc::new(Quiet), CancellationToken::new()));
+        let summary = rt.block_on(run_pipeline(
+            spec,
+            &LocalExecutor,
+            &store,
+            Arc::new(Quiet),
+            CancellationToken::new(),
+        ));
         let a = t.elapsed();
         assert_eq!(summary.status, RunStatus::Passed);
 
         let t = Instant::now();
-        let st = Command::new("make").arg("-s").arg("-j8").arg("-f").arg(&mk).status().unwrap();
+        let st = Command::new("make")
+            .arg("-s")
+            .arg("-j8")
+            .arg("-f")
+            .arg(&mk)
+            .status()
+            .unwrap();
         let m = t.elapsed();
         assert!(st.success());
         if round > 0 {

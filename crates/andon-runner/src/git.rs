@@ -36,6 +36,8 @@ pub enum GitError {
     },
     #[error("{dest} already exists; a checkout needs a fresh directory")]
     DestinationExists { dest: PathBuf },
+    #[error("HEAD of {repo} is detached: no branch is checked out")]
+    DetachedHead { repo: PathBuf },
 }
 
 fn git<I, S>(dir: &Path, args: I) -> Result<String, GitError>
@@ -83,7 +85,13 @@ pub fn resolve(repo: &Path, rev: &str) -> Result<String, GitError> {
     // as an option.
     git(
         repo,
-        ["rev-parse", "--verify", "--quiet", "--end-of-options", &format!("{rev}^{{commit}}")],
+        [
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &format!("{rev}^{{commit}}"),
+        ],
     )
     .map_err(|e| match e {
         GitError::Failed { args, dir, stderr } if stderr.is_empty() => GitError::Failed {
@@ -95,11 +103,13 @@ pub fn resolve(repo: &Path, rev: &str) -> Result<String, GitError> {
     })
 }
 
-/// The checked-out branch, None when HEAD is detached.
-pub fn branch(repo: &Path) -> Result<Option<String>, GitError> {
+/// The checked-out branch; [`GitError::DetachedHead`] when there is none.
+pub fn branch(repo: &Path) -> Result<String, GitError> {
     match git(repo, ["symbolic-ref", "--quiet", "--short", "HEAD"]) {
-        Ok(b) => Ok(Some(b)),
-        Err(GitError::Failed { stderr, .. }) if stderr.is_empty() => Ok(None),
+        Ok(b) => Ok(b),
+        Err(GitError::Failed { stderr, .. }) if stderr.is_empty() => Err(GitError::DetachedHead {
+            repo: repo.to_owned(),
+        }),
         Err(e) => Err(e),
     }
 }
@@ -118,7 +128,10 @@ pub struct CommitInfo {
 
 pub fn commit_info(repo: &Path, commit: &str) -> Result<CommitInfo, GitError> {
     let sha = resolve(repo, commit)?;
-    let out = git(repo, ["show", "-s", "--format=%an <%ae>%x00%ct%x00%B", &sha])?;
+    let out = git(
+        repo,
+        ["show", "-s", "--format=%an <%ae>%x00%ct%x00%B", &sha],
+    )?;
     let mut parts = out.splitn(3, '\0');
     let author = parts.next().unwrap_or_default().to_owned();
     let secs: i64 = parts.next().unwrap_or_default().trim().parse().unwrap_or(0);
@@ -178,9 +191,14 @@ fn remove_tree(path: &Path) -> io::Result<()> {
 
 fn make_writable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    let Ok(meta) = fs::symlink_metadata(path) else { return };
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return;
+    };
     if meta.is_dir() {
-        let _ = fs::set_permissions(path, fs::Permissions::from_mode(meta.permissions().mode() | 0o700));
+        let _ = fs::set_permissions(
+            path,
+            fs::Permissions::from_mode(meta.permissions().mode() | 0o700),
+        );
         if let Ok(entries) = fs::read_dir(path) {
             for e in entries.flatten() {
                 make_writable(&e.path());
@@ -194,7 +212,9 @@ fn make_writable(path: &Path) {
 pub fn checkout(repo: &Path, commit: &str, dest: &Path) -> Result<Checkout, GitError> {
     let sha = resolve(repo, commit)?;
     if dest.exists() {
-        return Err(GitError::DestinationExists { dest: dest.to_owned() });
+        return Err(GitError::DestinationExists {
+            dest: dest.to_owned(),
+        });
     }
     if let Some(parent) = dest.parent() {
         fs::create_dir_all(parent).map_err(|source| GitError::Io {
@@ -229,7 +249,17 @@ pub fn checkout(repo: &Path, commit: &str, dest: &Path) -> Result<Checkout, GitE
         path: dest.join(".git").join(MARKER),
         source,
     })?;
-    git(dest, ["-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", &sha])?;
+    git(
+        dest,
+        [
+            "-c",
+            "advice.detachedHead=false",
+            "checkout",
+            "--quiet",
+            "--detach",
+            &sha,
+        ],
+    )?;
     Ok(co)
 }
 

@@ -140,7 +140,16 @@ pub(crate) async fn run_job(ctx: &RunCtx<'_>, i: usize) -> JobReport {
             ever_failed.extend(r.failed());
             ever_passed.extend(r.with(CaseResult::Passed));
         }
-        finish_event(ctx, job, attempt, outcome, ended.exit_code, duration_ms, tests, flaky);
+        finish_event(
+            ctx,
+            job,
+            attempt,
+            outcome,
+            ended.exit_code,
+            duration_ms,
+            tests,
+            flaky,
+        );
 
         report.outcome = outcome;
         report.exit_code = ended.exit_code;
@@ -161,18 +170,29 @@ pub(crate) async fn run_job(ctx: &RunCtx<'_>, i: usize) -> JobReport {
         ctx.log(
             &job.name,
             attempt,
-            &format!("andon: attempt {attempt} {outcome}; retrying ({} of {})", attempt + 1, job.retries + 1),
+            &format!(
+                "andon: attempt {attempt} {outcome}; retrying ({} of {})",
+                attempt + 1,
+                job.retries + 1
+            ),
         );
     }
     report.flaky_tests = ever_failed.intersection(&ever_passed).cloned().collect();
     if report.flaky {
-        ctx.log(&job.name, report.attempts, "andon: flaky: failed, then passed on retry on the same commit");
+        ctx.log(
+            &job.name,
+            report.attempts,
+            "andon: flaky: failed, then passed on retry on the same commit",
+        );
     }
     if !report.flaky_tests.is_empty() {
         ctx.log(
             &job.name,
             report.attempts,
-            &format!("andon: flaky tests (failed and passed on the same commit): {}", report.flaky_tests.join(", ")),
+            &format!(
+                "andon: flaky tests (failed and passed on the same commit): {}",
+                report.flaky_tests.join(", ")
+            ),
         );
     }
     report
@@ -237,7 +257,13 @@ fn reports_dir(spec: &RunSpec, i: usize, job: &JobSpec, attempt: u32) -> PathBuf
     let safe: String = job
         .name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(64)
         .collect();
     let dir = spec
@@ -264,7 +290,9 @@ fn expand_artifacts(checkout: &Path, patterns: &[String]) -> (Vec<String>, Vec<S
             for p in paths.flatten() {
                 if let Ok(r) = p.strip_prefix(checkout) {
                     // Never store something outside the checkout (`../x`).
-                    if r.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+                    if r.components()
+                        .all(|c| matches!(c, std::path::Component::Normal(_)))
+                    {
                         matched.insert(r.display().to_string());
                         any = true;
                     }
@@ -284,7 +312,9 @@ async fn collect_junit(reports: &Path, checkout: &Path, artifacts: &[String]) ->
     let mut files = Vec::new();
     let mut stack = vec![reports.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             match e.file_type() {
@@ -294,7 +324,12 @@ async fn collect_junit(reports: &Path, checkout: &Path, artifacts: &[String]) ->
             }
         }
     }
-    files.extend(artifacts.iter().filter(|a| a.ends_with(".xml")).map(|a| checkout.join(a)));
+    files.extend(
+        artifacts
+            .iter()
+            .filter(|a| a.ends_with(".xml"))
+            .map(|a| checkout.join(a)),
+    );
     if files.is_empty() {
         return None;
     }

@@ -194,7 +194,10 @@ mod tests {
         assert!(!parse(b"not xml at all <<<", &mut r));
         assert!(!parse(b"", &mut r));
         assert!(r.cases.is_empty());
-        assert!(parse(b"<testsuite name='s'><testcase name='x'/></testsuite>", &mut r));
+        assert!(parse(
+            b"<testsuite name='s'><testcase name='x'/></testsuite>",
+            &mut r
+        ));
         assert_eq!(r.counts().passed, 1);
     }
 }

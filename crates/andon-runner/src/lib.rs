@@ -14,6 +14,8 @@
 //! - `job`: attempts, retries, flakiness, artifacts and JUnit of one job
 //!   (private).
 //! - `process`: one process group, its logs, timeout and kill (private).
+//! - `config`: [`jobs_from_config`], from `andon.yaml`'s model to
+//!   [`JobSpec`]s.
 //! - [`executor`]: how a script becomes a process: [`LocalExecutor`]
 //!   (`sh -c`) and [`BwrapExecutor`] (bubblewrap sandbox).
 //! - [`mask`]: [`Masker`], secret masking of log lines.
@@ -21,6 +23,7 @@
 //! - [`git`]: HEAD, refs, commit info and disposable checkouts.
 //! - [`reap`]: [`reap_orphans`], ending jobs a killed server left behind.
 
+mod config;
 pub mod executor;
 pub mod git;
 mod job;
@@ -31,6 +34,7 @@ mod process;
 pub mod reap;
 pub mod spec;
 
+pub use config::jobs_from_config;
 pub use executor::{BwrapExecutor, Executor, Invocation, LocalExecutor};
 pub use mask::Masker;
 pub use pipeline::run_pipeline;

@@ -85,7 +85,9 @@ fn percent_encode(value: &str, form: bool, upper: bool) -> String {
     let mut out = String::with_capacity(value.len() * 3);
     for &b in value.as_bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
             b' ' if form => out.push('+'),
             _ if upper => out.push_str(&format!("%{b:02X}")),
             _ => out.push_str(&format!("%{b:02x}")),
@@ -100,7 +102,10 @@ mod tests {
 
     #[test]
     fn masks_every_form() {
-        let m = Masker::new(["s3cr3t/p@ss word?", "-----BEGIN KEY-----\nAAAA1111\nBBBB2222\n-----END KEY-----\n"]);
+        let m = Masker::new([
+            "s3cr3t/p@ss word?",
+            "-----BEGIN KEY-----\nAAAA1111\nBBBB2222\n-----END KEY-----\n",
+        ]);
         let s = "s3cr3t/p@ss word?";
         let cases = [
             s.to_owned(),

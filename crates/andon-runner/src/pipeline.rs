@@ -93,20 +93,32 @@ pub async fn run_pipeline(
     let mut waiting: Vec<usize> = graph.deps.iter().map(Vec::len).collect();
     // (median, plan index): the smallest recorded median first, unknown
     // medians (u64::MAX) last, plan order between equals.
-    let priority = |i: usize| (spec.medians_ms.get(&spec.jobs[i].name).copied().unwrap_or(u64::MAX), i);
-    let mut ready: BTreeSet<(u64, usize)> = (0..n).filter(|&i| waiting[i] == 0).map(priority).collect();
+    let priority = |i: usize| {
+        (
+            spec.medians_ms
+                .get(&spec.jobs[i].name)
+                .copied()
+                .unwrap_or(u64::MAX),
+            i,
+        )
+    };
+    let mut ready: BTreeSet<(u64, usize)> =
+        (0..n).filter(|&i| waiting[i] == 0).map(priority).collect();
     let mut running = FuturesUnordered::new();
     let mut failure: Option<String> = None;
     let mut stopped = false;
 
     loop {
-        while !stopped && running.len() < parallelism {
-            let Some((_, i)) = ready.pop_first() else { break };
+        // Fail fast may have fired in the last turn: start nothing new then.
+        while !stopped && !ctx.stop.is_cancelled() && running.len() < parallelism {
+            let Some((_, i)) = ready.pop_first() else {
+                break;
+            };
             state[i] = State::Running;
             let ctx = &ctx;
             running.push(async move { (i, run_job(ctx, i).await) });
         }
-        if running.is_empty() {
+        if running.is_empty() && (stopped || !ctx.stop.is_cancelled()) {
             break;
         }
         tokio::select! {
@@ -123,11 +135,13 @@ pub async fn run_pipeline(
                             ready.insert(priority(d));
                         }
                     }
-                } else if !stopped {
-                    if failed && failure.is_none() {
+                } else if failed {
+                    if failure.is_none() {
                         failure = Some(format!("job `{}` {}", job.name, report.outcome));
                     }
-                    if spec.fail_fast && failed {
+                    if spec.fail_fast {
+                        // Running jobs see this through their own token; the
+                        // branch below skips what has not started.
                         ctx.stop.cancel();
                     } else {
                         // Without fail fast, only what needs this job is off.
@@ -169,18 +183,26 @@ pub async fn run_pipeline(
         .into_iter()
         .enumerate()
         .map(|(i, r)| {
-            r.unwrap_or_else(|| skip(&*observer, run_id, &spec.jobs[i].name, "a job it needs did not pass".into()))
+            r.unwrap_or_else(|| {
+                skip(
+                    &*observer,
+                    run_id,
+                    &spec.jobs[i].name,
+                    "a job it needs did not pass".into(),
+                )
+            })
         })
         .collect();
-    let (status, reason) = if cancel.is_cancelled() {
+    let interrupted = jobs
+        .iter()
+        .any(|r| matches!(r.outcome, JobOutcome::Cancelled | JobOutcome::Skipped));
+    let (status, reason) = if cancel.is_cancelled() && interrupted {
         (RunStatus::Cancelled, Some("cancelled".to_owned()))
     } else if let Some(f) = failure {
         (RunStatus::Failed, Some(f))
-    } else if jobs
-        .iter()
-        .zip(&spec.jobs)
-        .any(|(r, j)| r.outcome != JobOutcome::Passed && !(j.allow_failure && r.outcome != JobOutcome::Skipped))
-    {
+    } else if jobs.iter().zip(&spec.jobs).any(|(r, j)| {
+        r.outcome != JobOutcome::Passed && !(j.allow_failure && r.outcome != JobOutcome::Skipped)
+    }) {
         (RunStatus::Failed, Some("not every job passed".to_owned()))
     } else {
         (RunStatus::Passed, None)
@@ -209,7 +231,11 @@ fn finish(
         status,
         reason: reason.clone(),
     });
-    RunSummary { status, reason, jobs }
+    RunSummary {
+        status,
+        reason,
+        jobs,
+    }
 }
 
 /// The DAG by index, checked: unique names, known dependencies, no cycle.
@@ -231,9 +257,12 @@ impl Graph {
         let mut dependents = vec![Vec::new(); n];
         for (i, j) in spec.jobs.iter().enumerate() {
             for d in &j.deps {
-                let &k = index
-                    .get(d.as_str())
-                    .ok_or_else(|| format!("job `{}` needs `{d}`, which is not a job of this pipeline", j.name))?;
+                let &k = index.get(d.as_str()).ok_or_else(|| {
+                    format!(
+                        "job `{}` needs `{d}`, which is not a job of this pipeline",
+                        j.name
+                    )
+                })?;
                 if !deps[i].contains(&k) {
                     deps[i].push(k);
                     dependents[k].push(i);
@@ -258,7 +287,10 @@ impl Graph {
                 .filter(|&i| indegree[i] > 0)
                 .map(|i| spec.jobs[i].name.as_str())
                 .collect();
-            return Err(format!("jobs depend on each other in a cycle: {}", on_cycle.join(", ")));
+            return Err(format!(
+                "jobs depend on each other in a cycle: {}",
+                on_cycle.join(", ")
+            ));
         }
         Ok(Self { deps, dependents })
     }

@@ -32,24 +32,35 @@ fn reap(instance: Option<&str>, run_ids: &[u64]) -> io::Result<usize> {
     if run_ids.is_empty() {
         return Ok(0);
     }
-    let wanted: BTreeSet<String> = run_ids.iter().map(|id| format!("ANDON_RUN_ID={id}")).collect();
+    let wanted: BTreeSet<String> = run_ids
+        .iter()
+        .map(|id| format!("ANDON_RUN_ID={id}"))
+        .collect();
     let want_instance = instance.map(|i| format!("ANDON_INSTANCE={i}"));
     let me = std::process::id();
     let my_group = getpgid(None).ok();
     let mut pids = Vec::new();
     for entry in fs::read_dir("/proc")?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if pid == me {
             continue;
         }
         // Gone, a zombie, or someone else's: nothing to read, nothing to do.
-        let Ok(environ) = fs::read(entry.path().join("environ")) else { continue };
+        let Ok(environ) = fs::read(entry.path().join("environ")) else {
+            continue;
+        };
         let mut run_match = false;
         let mut instance_match = want_instance.is_none();
         for var in environ.split(|&b| b == 0) {
-            let Ok(var) = std::str::from_utf8(var) else { continue };
+            let Ok(var) = std::str::from_utf8(var) else {
+                continue;
+            };
             run_match |= wanted.contains(var);
             if let Some(w) = &want_instance {
                 instance_match |= var == w;

@@ -140,7 +140,7 @@ async fn execute(
         })
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| format!("could not check out {commit}: {e}"))?
+        .map_err(|e| format!("could not check out the commit: {e}"))?
     };
     let config_path = checkout_dir.join("andon.yaml");
     let config = andon_config::load(&config_path).map_err(|e| e.to_string())?;
@@ -159,6 +159,7 @@ async fn execute(
         medians_ms: medians,
         work_dir: work.join("scratch"),
         fail_fast: true,
+        instance: Some(state.instance_id()),
         ..RunSpec::default()
     };
     let observer: Arc<dyn RunObserver> = Arc::new(StoreObserver {
@@ -202,7 +203,7 @@ pub(crate) fn reconcile(state: &AppState) -> usize {
     if unfinished.is_empty() {
         return 0;
     }
-    match andon_runner::reap_orphans(&unfinished) {
+    match andon_runner::reap_orphans_of(&state.instance_id(), &unfinished) {
         Ok(n) if n > 0 => tracing::warn!(processes = n, "ended orphaned job processes"),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "could not look for orphaned job processes"),

@@ -137,6 +137,13 @@ impl AppState {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Tags this server's job processes (`ANDON_INSTANCE`), so reaping
+    /// orphans after a crash never touches another server's jobs on the
+    /// same machine: the data directory is unique per server.
+    pub(crate) fn instance_id(&self) -> String {
+        self.data_dir.display().to_string()
+    }
+
     /// Where the server keeps its mirror of a project's repository.
     pub(crate) fn mirror_path(&self, project: &str) -> PathBuf {
         self.data_dir.join("repos").join(format!("{project}.git"))

@@ -67,3 +67,16 @@ pub fn open(location: &str, data_dir: &Path) -> Result<Arc<dyn Store>, StoreErro
     };
     Ok(Arc::new(SqliteStore::open(&path, data_dir)?))
 }
+
+#[cfg(test)]
+mod tests {
+    /// Callers box these into `anyhow` and share stores across threads.
+    #[test]
+    fn errors_and_stores_cross_threads() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<crate::StoreError>();
+        send_sync::<crate::SqliteStore>();
+        send_sync::<crate::PgStore>();
+        send_sync::<std::sync::Arc<dyn crate::Store>>();
+    }
+}

@@ -58,8 +58,14 @@ fn settings() -> Result<Settings, String> {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match (a.as_str(), args.next()) {
-            ("--port", Some(p)) => port = p.parse().map_err(|_| format!("--port {p} is not valid"))?,
-            _ => return Err(format!("unknown argument {a}; usage: sample-service [--port N]")),
+            ("--port", Some(p)) => {
+                port = p.parse().map_err(|_| format!("--port {p} is not valid"))?
+            }
+            _ => {
+                return Err(format!(
+                    "unknown argument {a}; usage: sample-service [--port N]"
+                ));
+            }
         }
     }
     let error_rate: f64 = env("ERROR_RATE")?.unwrap_or(0.0);

@@ -94,9 +94,8 @@ pub(crate) async fn router(
         admin_l.local_addr().unwrap_or(admin)
     );
     let cfg = andon_router::RouterConfig {
-        data_dir: data,
         admin_token,
-        ..andon_router::RouterConfig::default()
+        ..andon_router::RouterConfig::new(data)
     };
     andon_router::run(cfg, proxy, admin_l, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

@@ -1,9 +1,10 @@
 //! Simulated router traffic for the judge's statistical tests and its
 //! detection benchmark (shared with `examples/detection.rs` by `#[path]`).
-#![allow(dead_code, unreachable_pub)]
+// Test support: a panic here is a failed test, which is what we want.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
-use andon_judge::{LATENCY_BUCKETS_S, VersionStats};
-use rand::Rng;
+use andon_judge::{LATENCY_BUCKETS_S, LatencyTest, VersionStats};
+use rand::{Rng, SeedableRng};
 
 /// Poisson(λ) by multiplying uniforms (Knuth); fine for the small λ of one batch.
 pub fn poisson<R: Rng>(rng: &mut R, lambda: f64) -> u64 {
@@ -33,7 +34,10 @@ pub fn normal<R: Rng>(rng: &mut R) -> f64 {
 
 /// Index of the bucket (upper bounds, last +Inf) a value falls into.
 pub fn bucket(bounds: &[f64], value: f64) -> usize {
-    bounds.iter().position(|b| value <= *b).unwrap_or(bounds.len() - 1)
+    bounds
+        .iter()
+        .position(|b| value <= *b)
+        .unwrap_or(bounds.len() - 1)
 }
 
 /// One version's behaviour: error probability and log-normal latency.
@@ -49,7 +53,11 @@ pub struct Arm {
 
 impl Arm {
     pub fn new(error_rate: f64) -> Self {
-        Self { error_rate, median_s: 0.020, sigma: 0.5 }
+        Self {
+            error_rate,
+            median_s: 0.020,
+            sigma: 0.5,
+        }
     }
 
     /// Adds one batch of `lambda` expected requests to cumulative `stats`.
@@ -120,5 +128,54 @@ pub fn median(xs: &mut [f64]) -> f64 {
     }
     xs.sort_by(f64::total_cmp);
     let n = xs.len();
-    if n % 2 == 1 { xs[n / 2] } else { 0.5 * (xs[n / 2 - 1] + xs[n / 2]) }
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        0.5 * (xs[n / 2 - 1] + xs[n / 2])
+    }
+}
+
+/// Kayenta's benchmark: 1000 pass cases N(mu,1) vs N(mu,1) and 1000 fail
+/// cases N(mu+1,1) vs N(mu,1), in ms, 60 samples per version each,
+/// bucketized on `bounds_s` (seconds) and fed to a [`LatencyTest`] in batches
+/// of `batch` samples per version. Returns (precision, recall) at `alpha`.
+pub fn kayenta<R: Rng + SeedableRng>(
+    bounds_s: &[f64],
+    mu_ms: f64,
+    alpha: f64,
+    tolerance: f64,
+    batch: usize,
+) -> (f64, f64) {
+    let cases = 1000;
+    let mut rng = R::seed_from_u64(7);
+    let (mut tp, mut fp) = (0u32, 0u32);
+    for case in 0..2 * cases {
+        let shift = if case < cases { 0.0 } else { 1.0 };
+        let mut test = LatencyTest::new(bounds_s, tolerance).unwrap();
+        let len = test.bounds().len();
+        let mut done = 0;
+        while done < 60 {
+            let (mut c, mut b) = (vec![0u64; len], vec![0u64; len]);
+            for _ in 0..batch.min(60 - done) {
+                c[bucket(test.bounds(), (mu_ms + shift + normal(&mut rng)) / 1000.0)] += 1;
+                b[bucket(test.bounds(), (mu_ms + normal(&mut rng)) / 1000.0)] += 1;
+            }
+            test.observe(&c, &b).unwrap();
+            done += batch;
+        }
+        if test.rejects(alpha) {
+            if shift > 0.0 { tp += 1 } else { fp += 1 }
+        }
+    }
+    let precision = if tp + fp == 0 {
+        1.0
+    } else {
+        f64::from(tp) / f64::from(tp + fp)
+    };
+    (precision, f64::from(tp) / f64::from(cases))
+}
+
+/// Geometric bucket bounds: `count` bounds from `first_s`, each `ratio` times the last.
+pub fn geometric_bounds(first_s: f64, ratio: f64, count: i32) -> Vec<f64> {
+    (0..count).map(|i| first_s * ratio.powi(i)).collect()
 }

@@ -14,11 +14,15 @@ async fn a_hanging_backend_is_answered_504_within_the_timeout() {
     cfg.upstream_timeout = Duration::from_millis(300);
     let r = Router::start(cfg).await;
     let h = backend("hang", Behaviour::Hang).await;
-    r.routes(table(1, &[("stable", 100, vec![h.ep()])], json!({}))).await;
+    r.routes(table(1, &[("stable", 100, vec![h.ep()])], json!({})))
+        .await;
     let start = Instant::now();
     let resp = r.get("/", &[]).await;
     assert_eq!(resp.status, StatusCode::GATEWAY_TIMEOUT);
-    assert!(start.elapsed() < Duration::from_secs(5), "bounded by the timeout");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "bounded by the timeout"
+    );
     let v: Value = serde_json::from_str(&resp.body).unwrap();
     assert_eq!(v["error"]["code"], "upstream_timeout");
     assert_eq!(resp.served_by(), "stable");
@@ -32,7 +36,12 @@ async fn a_refused_endpoint_is_retried_once_on_another() {
     let r = Router::start(config(dir.path())).await;
     let good = backend("good", Behaviour::Ok).await;
     let dead = closed_port().await;
-    r.routes(table(1, &[("stable", 100, vec![dead.clone(), good.ep()])], json!({}))).await;
+    r.routes(table(
+        1,
+        &[("stable", 100, vec![dead.clone(), good.ep()])],
+        json!({}),
+    ))
+    .await;
     for _ in 0..20 {
         let resp = r.get("/", &[]).await;
         assert_eq!((resp.status, resp.body.as_str()), (StatusCode::OK, "good"));
@@ -59,13 +68,24 @@ async fn a_refused_endpoint_is_retried_once_on_another() {
 async fn every_endpoint_refusing_is_a_502() {
     let dir = tempfile::tempdir().unwrap();
     let r = Router::start(config(dir.path())).await;
-    r.routes(table(1, &[("stable", 100, vec![closed_port().await, closed_port().await])], json!({})))
-        .await;
+    r.routes(table(
+        1,
+        &[(
+            "stable",
+            100,
+            vec![closed_port().await, closed_port().await],
+        )],
+        json!({}),
+    ))
+    .await;
     let resp = r.get("/", &[]).await;
     assert_eq!(resp.status, StatusCode::BAD_GATEWAY);
     let s = r.stats().await;
     let stable = &s["services"]["shop/production"]["stable"];
-    assert_eq!((stable["errors"].as_u64(), stable["retries"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (stable["errors"].as_u64(), stable["retries"].as_u64()),
+        (Some(1), Some(1))
+    );
 }
 
 #[tokio::test]
@@ -76,11 +96,14 @@ async fn requests_beyond_max_inflight_get_503_at_once() {
     cfg.upstream_timeout = Duration::from_secs(3);
     let r = Router::start(cfg).await;
     let h = backend("hang", Behaviour::Hang).await;
-    r.routes(table(1, &[("stable", 100, vec![h.ep()])], json!({}))).await;
+    r.routes(table(1, &[("stable", 100, vec![h.ep()])], json!({})))
+        .await;
     let mut stuck = Vec::new();
     for _ in 0..2 {
         let (c, url) = (client(), r.url("/"));
-        stuck.push(tokio::spawn(async move { send(&c, "GET", &url, &[], Vec::new()).await }));
+        stuck.push(tokio::spawn(async move {
+            send(&c, "GET", &url, &[], Vec::new()).await
+        }));
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     while r.stats().await["inflight"] != 2 {

@@ -14,7 +14,10 @@ async fn two_versions(w_canary: u32, extra: serde_json::Value) -> (Router, tempf
     let b = backend("canary", Behaviour::Ok).await;
     r.routes(table(
         1,
-        &[("stable", 100 - w_canary, vec![a.ep()]), ("canary", w_canary, vec![b.ep()])],
+        &[
+            ("stable", 100 - w_canary, vec![a.ep()]),
+            ("canary", w_canary, vec![b.ep()]),
+        ],
         extra,
     ))
     .await;
@@ -43,9 +46,17 @@ async fn a_sticky_header_keeps_each_user_on_one_version() {
     let mut per_version = BTreeMap::<String, u32>::new();
     for user in 0..200 {
         let id = format!("user-{user}");
-        let first = r.get("/", &[("x-user-id", &id)]).await.served_by().to_owned();
+        let first = r
+            .get("/", &[("x-user-id", &id)])
+            .await
+            .served_by()
+            .to_owned();
         for _ in 0..4 {
-            assert_eq!(r.get("/", &[("x-user-id", &id)]).await.served_by(), first, "{id}");
+            assert_eq!(
+                r.get("/", &[("x-user-id", &id)]).await.served_by(),
+                first,
+                "{id}"
+            );
         }
         *per_version.entry(first).or_default() += 1;
     }
@@ -67,8 +78,18 @@ async fn a_sticky_cookie_is_set_once_then_honoured() {
         assert!(again.headers.get("set-cookie").is_none(), "set only once");
     }
     // The canary owns the low buckets.
-    assert_eq!(r.get("/", &[("cookie", "andon_bucket=3")]).await.served_by(), "canary");
-    assert_eq!(r.get("/", &[("cookie", "andon_bucket=10")]).await.served_by(), "stable");
+    assert_eq!(
+        r.get("/", &[("cookie", "andon_bucket=3")])
+            .await
+            .served_by(),
+        "canary"
+    );
+    assert_eq!(
+        r.get("/", &[("cookie", "andon_bucket=10")])
+            .await
+            .served_by(),
+        "stable"
+    );
 }
 
 /// When the canary's weight grows, users already on it stay on it (by header and by cookie).
@@ -87,7 +108,10 @@ async fn users_on_a_growing_canary_stay_there() {
             let gen_base = if key == "cookie" { 100 } else { 0 };
             r.routes(table(
                 gen_base + i as u64 + 1,
-                &[("stable", 100 - w, vec![a.ep()]), ("canary", w, vec![b.ep()])],
+                &[
+                    ("stable", 100 - w, vec![a.ep()]),
+                    ("canary", w, vec![b.ep()]),
+                ],
                 json!({"sticky": sticky}),
             ))
             .await;
@@ -102,7 +126,10 @@ async fn users_on_a_growing_canary_stay_there() {
                     on_canary.insert(user);
                 }
             }
-            assert!(previous.is_subset(&on_canary), "{key}: someone left the canary at weight {w}");
+            assert!(
+                previous.is_subset(&on_canary),
+                "{key}: someone left the canary at weight {w}"
+            );
             assert!(on_canary.len() > previous.len() || w == 100 || previous.is_empty());
             previous = on_canary;
         }
@@ -116,8 +143,12 @@ async fn the_override_header_forces_a_version_even_at_weight_zero() {
     let r = Router::start(config(dir.path())).await;
     let a = backend("stable", Behaviour::Ok).await;
     let d = backend("dark", Behaviour::Ok).await;
-    r.routes(table(1, &[("stable", 100, vec![a.ep()]), ("dark", 0, vec![d.ep()])], json!({})))
-        .await;
+    r.routes(table(
+        1,
+        &[("stable", 100, vec![a.ep()]), ("dark", 0, vec![d.ep()])],
+        json!({}),
+    ))
+    .await;
     for _ in 0..50 {
         assert_eq!(r.get("/", &[]).await.served_by(), "stable");
     }
@@ -136,9 +167,7 @@ async fn paths_and_hosts_route_to_services_by_longest_prefix() {
     let legacy = backend("legacy", Behaviour::Ok).await;
     let api = backend("api", Behaviour::Ok).await;
     let admin = backend("admin-host", Behaviour::Ok).await;
-    let svc = |name: &str, ep: String| {
-        json!({"versions": [{"name": name, "version": name, "weight": 100, "endpoints": [ep]}]})
-    };
+    let svc = |name: &str, ep: String| json!({"versions": [{"name": name, "version": name, "weight": 100, "endpoints": [ep]}]});
     r.routes(json!({
         "generation": 1,
         "services": {
@@ -158,8 +187,14 @@ async fn paths_and_hosts_route_to_services_by_longest_prefix() {
     assert_eq!(r.get("/api", &[]).await.body, "api");
     assert_eq!(r.get("/api/v1/items?q=1", &[]).await.body, "api");
     assert_eq!(r.get("/apix", &[]).await.body, "legacy");
-    assert_eq!(r.get("/", &[("host", "ADMIN.localhost:8080")]).await.body, "admin-host");
-    assert_eq!(r.get("/api/x", &[("host", "admin.localhost")]).await.body, "api");
+    assert_eq!(
+        r.get("/", &[("host", "ADMIN.localhost:8080")]).await.body,
+        "admin-host"
+    );
+    assert_eq!(
+        r.get("/api/x", &[("host", "admin.localhost")]).await.body,
+        "api"
+    );
     assert_eq!(api.seen.lock().unwrap().len(), 3);
 
     r.routes(json!({
@@ -179,7 +214,8 @@ async fn forwarding_keeps_host_sets_forwarded_headers_and_drops_hop_by_hop() {
     let dir = tempfile::tempdir().unwrap();
     let r = Router::start(config(dir.path())).await;
     let a = backend("stable", Behaviour::Ok).await;
-    r.routes(table(1, &[("stable", 100, vec![a.ep()])], json!({}))).await;
+    r.routes(table(1, &[("stable", 100, vec![a.ep()])], json!({})))
+        .await;
     let resp = r
         .get(
             "/p?q=1",
@@ -193,12 +229,20 @@ async fn forwarding_keeps_host_sets_forwarded_headers_and_drops_hop_by_hop() {
         .await;
     assert_eq!(resp.status, StatusCode::OK);
     // The backend says `connection: keep-alive`; that is about its hop, not the client's.
-    assert!(resp.headers.get("connection").is_none(), "{:?}", resp.headers);
+    assert!(
+        resp.headers.get("connection").is_none(),
+        "{:?}",
+        resp.headers
+    );
     let seen = a.seen.lock().unwrap()[0].clone();
     assert_eq!(seen.headers["host"], "shop.localhost");
     assert_eq!(seen.headers["x-forwarded-for"], "10.1.2.3, 127.0.0.1");
     assert_eq!(seen.headers["x-forwarded-proto"], "http");
-    assert!(!seen.headers.contains_key("x-private"), "{:?}", seen.headers);
+    assert!(
+        !seen.headers.contains_key("x-private"),
+        "{:?}",
+        seen.headers
+    );
 }
 
 #[tokio::test]

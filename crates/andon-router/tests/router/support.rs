@@ -82,7 +82,10 @@ impl Router {
             serde_json::to_vec(table).unwrap(),
         )
         .await;
-        (r.status, serde_json::from_str(&r.body).unwrap_or(Value::Null))
+        (
+            r.status,
+            serde_json::from_str(&r.body).unwrap_or(Value::Null),
+        )
     }
 
     /// PUT that must succeed.
@@ -203,14 +206,20 @@ pub(crate) async fn backend(name: &'static str, behaviour: Behaviour) -> Backend
     let (h, s) = (hits.clone(), seen.clone());
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let (h, s) = (h.clone(), s.clone());
             let svc = service_fn(move |req: Request<Incoming>| {
                 let (h, s) = (h.clone(), s.clone());
                 async move {
                     h.fetch_add(1, Ordering::SeqCst);
                     let (parts, body) = req.into_parts();
-                    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                    let body = body
+                        .collect()
+                        .await
+                        .map(|c| c.to_bytes())
+                        .unwrap_or_default();
                     let headers = parts
                         .headers
                         .iter()
@@ -239,7 +248,8 @@ pub(crate) async fn backend(name: &'static str, behaviour: Behaviour) -> Backend
                     };
                     let mut r = Response::new(Full::new(Bytes::from(name)));
                     *r.status_mut() = StatusCode::from_u16(status).unwrap();
-                    r.headers_mut().insert("connection", "keep-alive".parse().unwrap());
+                    r.headers_mut()
+                        .insert("connection", "keep-alive".parse().unwrap());
                     Ok::<_, std::convert::Infallible>(r)
                 }
             });

@@ -16,9 +16,17 @@ async fn flipping_the_table_under_load_fails_no_request() {
     let blue = backend("blue", Behaviour::Ok).await;
     let green = backend("green", Behaviour::Ok).await;
     let flip = |g: u64| {
-        let (live, idle) = if g % 2 == 0 { ("blue", "green") } else { ("green", "blue") };
+        let (live, idle) = if g.is_multiple_of(2) {
+            ("blue", "green")
+        } else {
+            ("green", "blue")
+        };
         let ep = |n: &str| if n == "blue" { blue.ep() } else { green.ep() };
-        table(g, &[(live, 100, vec![ep(live)]), (idle, 0, vec![ep(idle)])], json!({}))
+        table(
+            g,
+            &[(live, 100, vec![ep(live)]), (idle, 0, vec![ep(idle)])],
+            json!({}),
+        )
     };
     r.routes(flip(0)).await;
 
@@ -55,9 +63,23 @@ async fn flipping_the_table_under_load_fails_no_request() {
     for t in tasks {
         failed.extend(t.await.unwrap());
     }
-    assert_eq!(done.load(Ordering::Relaxed), total, "finished before the deadline");
-    assert!(failed.is_empty(), "{} failed, first: {:?}", failed.len(), failed.first());
-    assert!(blue.hits() > 1000 && green.hits() > 1000, "{} {}", blue.hits(), green.hits());
+    assert_eq!(
+        done.load(Ordering::Relaxed),
+        total,
+        "finished before the deadline"
+    );
+    assert!(
+        failed.is_empty(),
+        "{} failed, first: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert!(
+        blue.hits() > 1000 && green.hits() > 1000,
+        "{} {}",
+        blue.hits(),
+        green.hits()
+    );
     let s = r.stats().await;
     assert_eq!(s["generation"], 10);
     assert_eq!(s["inflight"], 0);
@@ -69,7 +91,8 @@ async fn a_request_in_flight_finishes_on_its_version_and_is_visible_while_draini
     let r = Arc::new(Router::start(config(dir.path())).await);
     let old = backend("old", Behaviour::Delay(Duration::from_millis(600))).await;
     let new = backend("new", Behaviour::Ok).await;
-    r.routes(table(1, &[("stable", 100, vec![old.ep()])], json!({}))).await;
+    r.routes(table(1, &[("stable", 100, vec![old.ep()])], json!({})))
+        .await;
     let slow = {
         let r = r.clone();
         tokio::spawn(async move { r.get("/", &[]).await })
@@ -83,9 +106,16 @@ async fn a_request_in_flight_finishes_on_its_version_and_is_visible_while_draini
     r.routes(t).await;
     assert_eq!(r.get("/", &[]).await.body, "new");
     let s = r.stats().await;
-    assert_eq!(s["services"]["shop/production"]["stable"]["version"], "id-new");
+    assert_eq!(
+        s["services"]["shop/production"]["stable"]["version"],
+        "id-new"
+    );
     let retired = &s["retired"][0];
-    assert_eq!((retired["version"].as_str(), retired["inflight"].as_u64()), (Some("id-stable"), Some(1)), "{s}");
+    assert_eq!(
+        (retired["version"].as_str(), retired["inflight"].as_u64()),
+        (Some("id-stable"), Some(1)),
+        "{s}"
+    );
 
     let resp = slow.await.unwrap();
     assert_eq!((resp.status, resp.body.as_str()), (StatusCode::OK, "old"));

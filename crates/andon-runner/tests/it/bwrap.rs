@@ -25,7 +25,10 @@ async fn the_sandbox_has_no_network_a_read_only_root_and_its_own_tmp() {
     let Some(bwrap) = sandbox() else { return };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let host_tmp = tempfile::Builder::new().prefix("andon-host-only-").tempfile_in("/tmp").unwrap();
+    let host_tmp = tempfile::Builder::new()
+        .prefix("andon-host-only-")
+        .tempfile_in("/tmp")
+        .unwrap();
     let fx = Fixture::new();
     let inside = format!("/tmp/andon-inside-only-{}", crate::helpers::unique_run_id());
     let script = format!(
@@ -45,16 +48,36 @@ async fn the_sandbox_has_no_network_a_read_only_root_and_its_own_tmp() {
         assert!(log.contains(want), "{want} not in\n{log}");
     }
     assert!(!std::path::Path::new(&inside).exists());
-    assert_eq!(std::fs::read_to_string(fx.checkout.join("result.txt")).unwrap(), "built\n");
-    assert_eq!(summary.job("probe").unwrap().tests, Some(TestCounts { passed: 1, failed: 0, skipped: 0 }));
-    assert!(rec.events().iter().any(|e| matches!(e, andon_core::Event::JobStarted { executor, .. } if executor == "bwrap")));
+    assert_eq!(
+        std::fs::read_to_string(fx.checkout.join("result.txt")).unwrap(),
+        "built\n"
+    );
+    assert_eq!(
+        summary.job("probe").unwrap().tests,
+        Some(TestCounts {
+            passed: 1,
+            failed: 0,
+            skipped: 0
+        })
+    );
+    assert!(rec.events().iter().any(
+        |e| matches!(e, andon_core::Event::JobStarted { executor, .. } if executor == "bwrap")
+    ));
 
     // The same probe outside the sandbox does reach the listener: the test
     // can tell the difference.
     let (_, rec) = fx
-        .run_with(fx.spec(vec![job("probe", &script)]), &LocalExecutor, CancellationToken::new())
+        .run_with(
+            fx.spec(vec![job("probe", &script)]),
+            &LocalExecutor,
+            CancellationToken::new(),
+        )
         .await;
-    assert!(rec.log_of("probe").contains("NET-OPEN"), "{}", rec.log_of("probe"));
+    assert!(
+        rec.log_of("probe").contains("NET-OPEN"),
+        "{}",
+        rec.log_of("probe")
+    );
     let _ = std::fs::remove_file(&inside);
     drop(listener);
 }
@@ -66,7 +89,12 @@ async fn a_sandboxed_job_is_killed_on_timeout() {
     let mut j = job("hang", "sleep 100");
     j.timeout = Some(std::time::Duration::from_millis(300));
     let t0 = std::time::Instant::now();
-    let (summary, _) = fx.run_with(fx.spec(vec![j]), &bwrap, CancellationToken::new()).await;
+    let (summary, _) = fx
+        .run_with(fx.spec(vec![j]), &bwrap, CancellationToken::new())
+        .await;
     assert!(t0.elapsed() < std::time::Duration::from_secs(10));
-    assert_eq!(summary.job("hang").unwrap().outcome, andon_core::JobOutcome::TimedOut);
+    assert_eq!(
+        summary.job("hang").unwrap().outcome,
+        andon_core::JobOutcome::TimedOut
+    );
 }

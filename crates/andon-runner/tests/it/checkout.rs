@@ -18,8 +18,13 @@ async fn a_run_sees_the_exact_commit_and_leaves_the_users_tree_alone() {
     assert_eq!(git::head(repo.path()).unwrap(), second);
     assert_eq!(git::resolve(repo.path(), "HEAD~1").unwrap(), first);
     assert_eq!(git::resolve(repo.path(), &first[..8]).unwrap(), first);
-    assert!(git::resolve(repo.path(), "no-such-branch").unwrap_err().to_string().contains("no commit named"));
-    assert_eq!(git::branch(repo.path()).unwrap().as_deref(), Some("main"));
+    assert!(
+        git::resolve(repo.path(), "no-such-branch")
+            .unwrap_err()
+            .to_string()
+            .contains("no commit named")
+    );
+    assert_eq!(git::branch(repo.path()).unwrap(), "main");
     let info = git::commit_info(repo.path(), &second).unwrap();
     assert_eq!(info.message, "second\n\nbody");
     assert_eq!(info.author, "Ada <ada@example.com>");
@@ -43,11 +48,19 @@ async fn a_run_sees_the_exact_commit_and_leaves_the_users_tree_alone() {
 
     // The user's tree, index and refs are as they were.
     assert_eq!(repo.git(&["status", "--porcelain"]), status_before);
-    assert_eq!(std::fs::read_to_string(repo.path().join("app.txt")).unwrap(), "dirty\n");
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("app.txt")).unwrap(),
+        "dirty\n"
+    );
     assert!(!repo.path().join("new.txt").exists());
     assert_eq!(git::head(repo.path()).unwrap(), second);
     assert_eq!(repo.git(&["branch", "--list"]), "* main");
 
+    // Inside the checkout HEAD is detached at the commit.
+    assert!(matches!(
+        git::branch(co.path()),
+        Err(git::GitError::DetachedHead { .. })
+    ));
     co.remove().unwrap();
     assert!(!dest.exists());
 }
@@ -67,11 +80,21 @@ fn checkouts_clean_up_after_themselves_and_stale_ones_are_pruned() {
     let leaked = git::checkout(repo.path(), &c, &parent.path().join("stale")).unwrap();
     std::mem::forget(leaked);
     std::fs::create_dir_all(parent.path().join("not-ours/.git")).unwrap();
-    assert!(git::checkout(repo.path(), &c, &parent.path().join("stale")).is_err(), "destination exists");
+    assert!(
+        git::checkout(repo.path(), &c, &parent.path().join("stale")).is_err(),
+        "destination exists"
+    );
     assert_eq!(git::prune_checkouts(parent.path()).unwrap(), 1);
     assert!(!parent.path().join("stale").exists());
     assert!(parent.path().join("not-ours").exists());
 
-    assert!(git::checkout(repo.path(), "0000000000000000000000000000000000000000", &parent.path().join("y")).is_err());
+    assert!(
+        git::checkout(
+            repo.path(),
+            "0000000000000000000000000000000000000000",
+            &parent.path().join("y")
+        )
+        .is_err()
+    );
     assert!(!parent.path().join("y").exists());
 }

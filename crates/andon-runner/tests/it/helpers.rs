@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use andon_artifacts::ArtifactStore;
 use andon_core::{Event, JobOutcome};
-use andon_runner::{Executor, JobSpec, LocalExecutor, RunObserver, RunSpec, RunSummary, run_pipeline};
+use andon_runner::{
+    Executor, JobSpec, LocalExecutor, RunObserver, RunSpec, RunSummary, run_pipeline,
+};
 use tokio_util::sync::CancellationToken;
 
 /// Every run in these tests ends well within this, or the test fails.
@@ -29,7 +31,10 @@ impl RunObserver for Recorder {
     }
 
     fn log(&self, job: &str, attempt: u32, line: &str) {
-        self.logs.lock().unwrap().push((job.to_owned(), attempt, line.to_owned()));
+        self.logs
+            .lock()
+            .unwrap()
+            .push((job.to_owned(), attempt, line.to_owned()));
     }
 }
 
@@ -49,7 +54,12 @@ impl Recorder {
     }
 
     pub(crate) fn all_logs(&self) -> String {
-        self.logs.lock().unwrap().iter().map(|(_, _, l)| format!("{l}\n")).collect()
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, _, l)| format!("{l}\n"))
+            .collect()
     }
 
     /// Job names in the order they started (first attempts).
@@ -57,13 +67,18 @@ impl Recorder {
         self.events()
             .into_iter()
             .filter_map(|e| match e {
-                Event::JobStarted { job, attempt: 1, .. } => Some(job),
+                Event::JobStarted {
+                    job, attempt: 1, ..
+                } => Some(job),
                 _ => None,
             })
             .collect()
     }
 
-    pub(crate) fn finished(&self, name: &str) -> Vec<(u32, JobOutcome, bool, Option<andon_core::TestCounts>)> {
+    pub(crate) fn finished(
+        &self,
+        name: &str,
+    ) -> Vec<(u32, JobOutcome, bool, Option<andon_core::TestCounts>)> {
         self.events()
             .into_iter()
             .filter_map(|e| match e {
@@ -136,7 +151,8 @@ impl Fixture {
     }
 
     pub(crate) async fn run(&self, spec: RunSpec) -> (RunSummary, Arc<Recorder>) {
-        self.run_with(spec, &LocalExecutor, CancellationToken::new()).await
+        self.run_with(spec, &LocalExecutor, CancellationToken::new())
+            .await
     }
 
     pub(crate) async fn run_with(
@@ -234,8 +250,17 @@ impl Repo {
     }
 
     pub(crate) fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git").arg("-C").arg(self.path()).args(args).output().unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(self.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 

@@ -7,7 +7,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use crate::helpers::{Fixture, job};
 
 const TOKEN: &str = "hunter2/s3cr3t+x y";
-const KEY: &str = "-----BEGIN TEST KEY-----\nline-one-abcdef\nline-two-ghijkl\n-----END TEST KEY-----";
+const KEY: &str =
+    "-----BEGIN TEST KEY-----\nline-one-abcdef\nline-two-ghijkl\n-----END TEST KEY-----";
 
 #[tokio::test]
 async fn secrets_are_masked_in_every_form_on_both_streams() {
@@ -45,8 +46,19 @@ echo "done""#,
         assert!(!all.contains(leak), "`{leak}` leaked:\n{all}");
     }
     let log = rec.log_of("leaky");
-    for masked in ["plain: ***", "stderr: ***", "b64: ***", "b64nl: ***", "b64url: ***", "url: ***", "form: ***"] {
-        assert!(log.lines().any(|l| l == masked), "missing `{masked}` in\n{log}");
+    for masked in [
+        "plain: ***",
+        "stderr: ***",
+        "b64: ***",
+        "b64nl: ***",
+        "b64url: ***",
+        "url: ***",
+        "form: ***",
+    ] {
+        assert!(
+            log.lines().any(|l| l == masked),
+            "missing `{masked}` in\n{log}"
+        );
     }
     assert!(log.contains("done"));
     // Secrets are only in the environment of the jobs that name them.
@@ -64,7 +76,12 @@ async fn a_missing_secret_fails_the_job_without_running_it() {
     assert_eq!(summary.status, RunStatus::Failed);
     let r = summary.job("deploy").unwrap();
     assert_eq!((r.outcome, r.attempts), (JobOutcome::Failed, 1));
-    assert!(r.reason.as_deref().unwrap().contains("secret `API_KEY` is not set"));
+    assert!(
+        r.reason
+            .as_deref()
+            .unwrap()
+            .contains("secret `API_KEY` is not set")
+    );
     assert!(rec.log_of("deploy").contains("secret `API_KEY` is not set"));
     assert!(!ran.exists());
     assert_eq!(rec.finished("deploy").len(), 1);
@@ -82,7 +99,14 @@ async fn long_and_binary_lines_are_kept_safe() {
     let log = rec.log_of("noisy");
     let lines: Vec<&str> = log.lines().collect();
     assert!(lines.iter().all(|l| l.len() <= 16 * 1024));
-    assert_eq!(lines.iter().filter(|l| l.starts_with('a')).map(|l| l.len()).sum::<usize>(), 100_000);
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with('a'))
+            .map(|l| l.len())
+            .sum::<usize>(),
+        100_000
+    );
     assert!(lines.contains(&"bin\u{FFFD}ary"));
     assert_eq!(lines.last(), Some(&"no newline at end"));
 }

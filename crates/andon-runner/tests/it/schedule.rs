@@ -62,8 +62,16 @@ async fn dag_order_and_parallelism_limit() {
     assert_eq!(max, 2, "{iv:?}");
 
     let events = rec.events();
-    assert!(matches!(&events[0], Event::RunStarted { jobs, .. } if jobs.len() == 6 && jobs[5].deps.len() == 4));
-    assert!(matches!(events.last(), Some(Event::RunFinished { status: RunStatus::Passed, .. })));
+    assert!(
+        matches!(&events[0], Event::RunStarted { jobs, .. } if jobs.len() == 6 && jobs[5].deps.len() == 4)
+    );
+    assert!(matches!(
+        events.last(),
+        Some(Event::RunFinished {
+            status: RunStatus::Passed,
+            ..
+        })
+    ));
     assert!(events.iter().any(|e| matches!(e, Event::JobStarted { pgid: Some(p), executor, .. } if *p > 1 && executor == "local")));
 }
 
@@ -82,7 +90,10 @@ async fn fastest_recorded_median_starts_first_unknown_last() {
         .collect();
     let (summary, rec) = fx.run(spec).await;
     assert_eq!(summary.status, RunStatus::Passed);
-    assert_eq!(rec.start_order(), ["fast", "medium", "slowish", "unknown1", "unknown2"]);
+    assert_eq!(
+        rec.start_order(),
+        ["fast", "medium", "slowish", "unknown1", "unknown2"]
+    );
 }
 
 #[tokio::test]
@@ -92,8 +103,14 @@ async fn first_failure_cancels_running_jobs_and_skips_the_rest() {
     let jobs = vec![
         job("long", "sleep 30"),
         job("bad", "sleep 0.3; echo failing; exit 3"),
-        needs(job("after-bad", &format!("touch {}", marker.display())), &["bad"]),
-        needs(job("after-long", &format!("touch {}", marker.display())), &["long"]),
+        needs(
+            job("after-bad", &format!("touch {}", marker.display())),
+            &["bad"],
+        ),
+        needs(
+            job("after-long", &format!("touch {}", marker.display())),
+            &["long"],
+        ),
     ];
     let t0 = Instant::now();
     let (summary, rec) = fx.run(fx.spec(jobs)).await;
@@ -105,7 +122,10 @@ async fn first_failure_cancels_running_jobs_and_skips_the_rest() {
     assert_eq!((bad.outcome, bad.exit_code), (JobOutcome::Failed, Some(3)));
     assert_eq!(summary.job("long").unwrap().outcome, JobOutcome::Cancelled);
     let skipped = rec.skipped();
-    assert_eq!(skipped.keys().collect::<Vec<_>>(), ["after-bad", "after-long"]);
+    assert_eq!(
+        skipped.keys().collect::<Vec<_>>(),
+        ["after-bad", "after-long"]
+    );
     assert!(skipped["after-long"].contains("fail fast"), "{skipped:?}");
     assert!(!marker.exists());
     assert!(rec.log_of("bad").contains("failing"));
@@ -135,11 +155,18 @@ async fn allow_failure_keeps_the_run_and_its_dependents_going() {
     let fx = Fixture::new();
     let mut lint = job("lint", "exit 1");
     lint.allow_failure = true;
-    let jobs = vec![lint, needs(job("deploy-preview", "echo ran"), &["lint"]), job("unit", "true")];
+    let jobs = vec![
+        lint,
+        needs(job("deploy-preview", "echo ran"), &["lint"]),
+        job("unit", "true"),
+    ];
     let (summary, rec) = fx.run(fx.spec(jobs)).await;
     assert_eq!(summary.status, RunStatus::Passed, "{summary:?}");
     assert_eq!(summary.job("lint").unwrap().outcome, JobOutcome::Failed);
-    assert_eq!(summary.job("deploy-preview").unwrap().outcome, JobOutcome::Passed);
+    assert_eq!(
+        summary.job("deploy-preview").unwrap().outcome,
+        JobOutcome::Passed
+    );
     assert!(rec.log_of("deploy-preview").contains("ran"));
     assert!(rec.skipped().is_empty());
 }
@@ -147,7 +174,11 @@ async fn allow_failure_keeps_the_run_and_its_dependents_going() {
 #[tokio::test]
 async fn cancelling_the_token_stops_everything_promptly() {
     let fx = Fixture::new();
-    let jobs = vec![job("a", "sleep 30"), job("b", "sleep 30"), needs(job("c", "true"), &["a"])];
+    let jobs = vec![
+        job("a", "sleep 30"),
+        job("b", "sleep 30"),
+        needs(job("c", "true"), &["a"]),
+    ];
     let cancel = CancellationToken::new();
     let c2 = cancel.clone();
     tokio::spawn(async move {
@@ -161,7 +192,13 @@ async fn cancelling_the_token_stops_everything_promptly() {
     assert_eq!(summary.job("a").unwrap().outcome, JobOutcome::Cancelled);
     assert_eq!(summary.job("b").unwrap().outcome, JobOutcome::Cancelled);
     assert_eq!(rec.skipped()["c"], "the run was cancelled");
-    assert!(matches!(rec.events().last(), Some(Event::RunFinished { status: RunStatus::Cancelled, .. })));
+    assert!(matches!(
+        rec.events().last(),
+        Some(Event::RunFinished {
+            status: RunStatus::Cancelled,
+            ..
+        })
+    ));
 }
 
 #[tokio::test]
@@ -170,7 +207,10 @@ async fn retries_are_recorded_and_a_pass_after_a_failure_is_flaky() {
     let marker = fx.tmp().join("tried-once");
     let mut j = job(
         "flaky",
-        &format!("if [ -f {m} ]; then echo second; else touch {m}; echo first; exit 1; fi", m = marker.display()),
+        &format!(
+            "if [ -f {m} ]; then echo second; else touch {m}; echo first; exit 1; fi",
+            m = marker.display()
+        ),
     );
     j.retries = 2;
     let mut steady = job("steady", "exit 4");
@@ -179,13 +219,25 @@ async fn retries_are_recorded_and_a_pass_after_a_failure_is_flaky() {
     let (summary, rec) = fx.run(fx.spec(vec![j, steady])).await;
     assert_eq!(summary.status, RunStatus::Passed);
     let r = summary.job("flaky").unwrap();
-    assert_eq!((r.outcome, r.attempts, r.flaky), (JobOutcome::Passed, 2, true));
     assert_eq!(
-        rec.finished("flaky").iter().map(|f| (f.0, f.1, f.2)).collect::<Vec<_>>(),
-        [(1, JobOutcome::Failed, false), (2, JobOutcome::Passed, true)]
+        (r.outcome, r.attempts, r.flaky),
+        (JobOutcome::Passed, 2, true)
+    );
+    assert_eq!(
+        rec.finished("flaky")
+            .iter()
+            .map(|f| (f.0, f.1, f.2))
+            .collect::<Vec<_>>(),
+        [
+            (1, JobOutcome::Failed, false),
+            (2, JobOutcome::Passed, true)
+        ]
     );
     let s = summary.job("steady").unwrap();
-    assert_eq!((s.outcome, s.attempts, s.flaky, s.exit_code), (JobOutcome::Failed, 2, false, Some(4)));
+    assert_eq!(
+        (s.outcome, s.attempts, s.flaky, s.exit_code),
+        (JobOutcome::Failed, 2, false, Some(4))
+    );
     assert!(rec.log_of("flaky").contains("flaky"));
 }
 
@@ -194,12 +246,21 @@ async fn bad_graphs_fail_the_run_without_running_anything() {
     let fx = Fixture::new();
     for (jobs, want) in [
         (vec![needs(job("a", "true"), &["ghost"])], "not a job"),
-        (vec![needs(job("a", "true"), &["b"]), needs(job("b", "true"), &["a"])], "cycle"),
+        (
+            vec![
+                needs(job("a", "true"), &["b"]),
+                needs(job("b", "true"), &["a"]),
+            ],
+            "cycle",
+        ),
         (vec![job("a", "true"), job("a", "true")], "two jobs"),
     ] {
         let (summary, rec) = fx.run(fx.spec(jobs)).await;
         assert_eq!(summary.status, RunStatus::Failed);
-        assert!(summary.reason.as_deref().unwrap().contains(want), "{summary:?}");
+        assert!(
+            summary.reason.as_deref().unwrap().contains(want),
+            "{summary:?}"
+        );
         assert!(rec.start_order().is_empty());
     }
 }
@@ -226,4 +287,20 @@ async fn every_job_gets_the_andon_environment() {
         "{log}"
     );
     assert!(log.contains("reports-ok"));
+}
+
+#[tokio::test]
+async fn after_a_failure_nothing_new_starts() {
+    let fx = Fixture::new();
+    let mut spec = fx.spec(vec![
+        job("bad", "exit 1"),
+        job("next", "true"),
+        job("last", "true"),
+    ]);
+    spec.parallelism = 1;
+    let (summary, rec) = fx.run(spec).await;
+    assert_eq!(summary.status, RunStatus::Failed);
+    assert_eq!(rec.start_order(), ["bad"]);
+    assert_eq!(summary.job("next").unwrap().outcome, JobOutcome::Skipped);
+    assert_eq!(rec.skipped().len(), 2);
 }
