@@ -94,43 +94,32 @@ pub(crate) fn as_text(v: &Value) -> Option<Cow<'_, str>> {
     }
 }
 
-/// An attribute name prepared for quick comparison with context keys:
-/// length and first eight bytes compared as integers before any string
-/// compare.
+/// An attribute name prepared for quick comparison with context keys.
 #[derive(Debug, Clone)]
 pub(crate) struct Name {
     pub(crate) text: Box<str>,
-    len: usize,
-    prefix: u64,
+    first: u8,
 }
 
 impl Name {
     pub(crate) fn new(s: &str) -> Name {
         Name {
             text: Box::from(s),
-            len: s.len(),
-            prefix: prefix(s),
+            first: s.bytes().next().unwrap_or(0),
         }
     }
-}
 
-#[inline]
-fn prefix(s: &str) -> u64 {
-    let b = s.as_bytes();
-    if let Some(head) = b.first_chunk::<8>() {
-        return u64::from_le_bytes(*head);
+    /// Equality with a key, filtered on length and first byte, then
+    /// compared inline: keys are short, and a `memcmp` call per key costs
+    /// more than the comparison.
+    #[inline]
+    fn is(&self, key: &str) -> bool {
+        let (k, n) = (key.as_bytes(), self.text.as_bytes());
+        k.len() == n.len() && k.first().is_none_or(|&c| c == self.first) && k.iter().zip(n).all(|(a, b)| a == b)
     }
-    // Byte by byte: a variable-length copy would call memcpy.
-    let mut w = 0u64;
-    for (i, &c) in b.iter().enumerate() {
-        w |= u64::from(c) << (8 * i);
-    }
-    w
 }
 
 const VIEW_SLOTS: usize = 16;
-
-type Slot<'c> = (usize, u64, &'c str, &'c Value);
 
 static NULL: Value = Value::Null;
 
@@ -140,7 +129,7 @@ static NULL: Value = Value::Null;
 pub(crate) struct View<'c> {
     ctx: &'c Context,
     n: usize,
-    slots: [Slot<'c>; VIEW_SLOTS],
+    slots: [(&'c str, &'c Value); VIEW_SLOTS],
     props: Option<&'c serde_json::Map<String, Value>>,
 }
 
@@ -149,16 +138,18 @@ impl<'c> View<'c> {
         let mut view = View {
             ctx,
             n: 0,
-            slots: [(0, 0, "", &NULL); VIEW_SLOTS],
+            slots: [("", &NULL); VIEW_SLOTS],
             props: None,
         };
         if ctx.attributes.len() <= VIEW_SLOTS {
             for (k, v) in &ctx.attributes {
                 match v {
                     Value::Object(p) if k == "properties" => view.props = Some(p),
-                    v if is_scalar(v) => {
-                        view.slots[view.n] = (k.len(), prefix(k), k, v);
-                        view.n += 1;
+                    Value::String(_) | Value::Number(_) | Value::Bool(_) => {
+                        if let Some(slot) = view.slots.get_mut(view.n) {
+                            *slot = (k, v);
+                            view.n += 1;
+                        }
                     }
                     _ => {}
                 }
@@ -184,12 +175,8 @@ impl<'c> View<'c> {
             if let Some(v) = self.ctx.attributes.get(&*name.text).filter(|v| is_scalar(v)) {
                 return Some(v);
             }
-        } else {
-            for &(len, pre, key, v) in &self.slots[..self.n] {
-                if len == name.len && pre == name.prefix && (len <= 8 || key == &*name.text) {
-                    return Some(v);
-                }
-            }
+        } else if let Some(&(_, v)) = self.slots[..self.n].iter().find(|(k, _)| name.is(k)) {
+            return Some(v);
         }
         self.props
             .and_then(|p| p.get(&*name.text))

@@ -6,13 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub fn andon() -> Command {
+pub(crate) fn andon() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_andon"));
     cmd.env("NO_COLOR", "1").env_remove("ANDON_TOKEN").env_remove("ANDON_SERVER");
     cmd
 }
 
-pub fn git(dir: &Path, args: &[&str]) {
+pub(crate) fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -27,7 +27,7 @@ pub fn git(dir: &Path, args: &[&str]) {
 }
 
 /// A git repository on `main` whose first commit holds `files`.
-pub fn repo(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn repo(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     git(&path, &["init", "-q", "-b", "main"]);
@@ -41,18 +41,18 @@ pub fn repo(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-pub fn text(out: &Output) -> (String, String) {
+pub(crate) fn text(out: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-pub fn pid_alive(pid: i32) -> bool {
+pub(crate) fn pid_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/status")) {
         Ok(s) => !s.lines().any(|l| l.starts_with("State:") && (l.contains('Z') || l.contains('X'))),
         Err(_) => false,
