@@ -76,10 +76,24 @@ to_ms() {
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-run_wrk() { # NAME URL -> appends "rps p50 p99" to $WORK/NAME.results
-    local name="$1" url="$2" out="$WORK/$1.wrk"
+# CPU time (utime + stime, in clock ticks) used so far by the given processes and their children
+# processes (nginx workers). Less sensitive to other load on the machine than req/s.
+cpu_ticks() {
+    local total=0 pid f
+    for pid in "$@" $(ps -o pid= --ppid "$*" 2>/dev/null); do
+        read -r -a f <"/proc/$pid/stat" || continue
+        total=$((total + f[13] + f[14]))
+    done
+    echo "$total"
+}
+
+run_wrk() { # NAME URL PID -> appends "rps p50 p99 cpu_us_per_request" to $WORK/NAME.results
+    local name="$1" url="$2" pid="$3" out="$WORK/$1.wrk" before after requests
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$url" >/dev/null
+    before="$(cpu_ticks "$pid")"
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url" >"$out"
+    after="$(cpu_ticks "$pid")"
+    requests="$(awk '/requests in/ {print $1}' "$out")"
     echo "--- $name ($url)" >&2
     sed -n '/Thread Stats/,/Transfer/p' "$out" >&2
     local rps p50 p99 errors
@@ -88,7 +102,11 @@ run_wrk() { # NAME URL -> appends "rps p50 p99" to $WORK/NAME.results
     p99="$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")"
     errors="$(awk '/Non-2xx|Socket errors/' "$out")"
     [ -n "$errors" ] && echo "$name: $errors" >&2
-    echo "$rps $p50 $p99" >>"$WORK/$name.results"
+    local cpu
+    cpu="$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+        'BEGIN { printf "%.1f", t / hz * 1e6 / (n > 0 ? n : 1) }')"
+    echo "$name: ${cpu}us CPU per request (proxy processes only)" >&2
+    echo "$rps $p50 $p99 $cpu" >>"$WORK/$name.results"
 }
 
 install_tools
@@ -110,6 +128,7 @@ wait_http "http://127.0.0.1:$B2/healthz"
 log "andon router on $RP (admin $RA)"
 "$ROUTER" --data "$WORK/router-data" --listen "127.0.0.1:$RP" --admin "127.0.0.1:$RA" \
     --admin-token bench >"$WORK/router.log" 2>&1 & PIDS+=($!)
+ROUTER_PID=$!
 wait_http "http://127.0.0.1:$RA/healthz" -H 'authorization: Bearer bench'
 curl -sf -X PUT -H 'authorization: Bearer bench' "http://127.0.0.1:$RA/routes" -d @- >/dev/null <<EOF
 {"generation": 1,
@@ -155,12 +174,13 @@ http {
 }
 EOF
 "$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" & PIDS+=($!)
+NGINX_PID=$!
 wait_http "http://127.0.0.1:$NP/"
 
 log "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS round(s), nproc=$(nproc), load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for _ in $(seq 1 "$ROUNDS"); do
-    run_wrk andon "http://127.0.0.1:$RP/"
-    run_wrk nginx "http://127.0.0.1:$NP/"
+    run_wrk andon "http://127.0.0.1:$RP/" "$ROUTER_PID"
+    run_wrk nginx "http://127.0.0.1:$NP/" "$NGINX_PID"
 done
 
 # Split check: the router's own counters.
@@ -174,7 +194,7 @@ print("andon split: " + ", ".join(parts), file=sys.stderr)' || true
 col() { awk -v c="$2" '{print $c}' "$WORK/$1.results" | median; }
 A_RPS="$(col andon 1)"; A_P50="$(col andon 2)"; A_P99="$(col andon 3)"
 N_RPS="$(col nginx 1)"; N_P50="$(col nginx 2)"; N_P99="$(col nginx 3)"
-echo "andon: ${A_RPS} req/s p50 ${A_P50}ms p99 ${A_P99}ms"
-echo "nginx: ${N_RPS} req/s p50 ${N_P50}ms p99 ${N_P99}ms"
+echo "andon: ${A_RPS} req/s p50 ${A_P50}ms p99 ${A_P99}ms cpu/request $(col andon 4)us"
+echo "nginx: ${N_RPS} req/s p50 ${N_P50}ms p99 ${N_P99}ms cpu/request $(col nginx 4)us"
 awk -v ar="$A_RPS" -v nr="$N_RPS" -v ap="$A_P99" -v np="$N_P99" \
     'BEGIN { printf "router-vs-nginx throughput_ratio: %.2f p99_ratio: %.2f\n", ar / nr, ap / np }'

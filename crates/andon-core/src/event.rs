@@ -345,6 +345,34 @@ pub enum Event {
         #[serde(default)]
         reason: String,
     },
+    /// A segment (a named, reusable set of conditions) changed; null when deleted.
+    SegmentChanged {
+        project: String,
+        segment: String,
+        after: serde_json::Value,
+        #[serde(default)]
+        reason: String,
+    },
+    /// Counts SDKs reported: which variant users got per flag and
+    /// environment, and how many of their requests failed, since the last
+    /// report. Guarded rollouts judge on these.
+    FlagExposures {
+        environment: String,
+        /// `flag` → `variant` → counts.
+        counts: BTreeMap<String, BTreeMap<String, ExposureCounts>>,
+    },
+}
+
+/// What SDKs saw of one variant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExposureCounts {
+    pub evaluations: u64,
+    /// Outcomes the application reported as errors for users on this variant.
+    #[serde(default)]
+    pub errors: u64,
+    /// Outcomes reported at all (errors included).
+    #[serde(default)]
+    pub outcomes: u64,
 }
 
 impl Event {
@@ -381,6 +409,8 @@ impl Event {
             Event::LineReleased { .. } => "line_released",
             Event::LineOverridden { .. } => "line_overridden",
             Event::FlagChanged { .. } => "flag_changed",
+            Event::SegmentChanged { .. } => "segment_changed",
+            Event::FlagExposures { .. } => "flag_exposures",
         }
     }
 

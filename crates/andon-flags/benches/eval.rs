@@ -59,13 +59,23 @@ fn bench(c: &mut Criterion) {
     );
 
     c.bench_function("eval_bool", |b| {
-        b.iter(|| black_box(engine.evaluate(black_box("production"), black_box("plain"), black_box(&ctx))))
+        b.iter(|| {
+            black_box(engine.evaluate(black_box("production"), black_box("plain"), black_box(&ctx)))
+        })
     });
     c.bench_function("eval_rules", |b| {
-        b.iter(|| black_box(engine.evaluate(black_box("production"), black_box("targeted"), black_box(&ctx))))
+        b.iter(|| {
+            black_box(engine.evaluate(
+                black_box("production"),
+                black_box("targeted"),
+                black_box(&ctx),
+            ))
+        })
     });
     c.bench_function("eval_rollout", |b| {
-        b.iter(|| black_box(engine.evaluate(black_box("production"), black_box("theme"), black_box(&ctx))))
+        b.iter(|| {
+            black_box(engine.evaluate(black_box("production"), black_box("theme"), black_box(&ctx)))
+        })
     });
 }
 

@@ -157,8 +157,11 @@ impl ValueSet {
 #[derive(Debug, Clone)]
 pub(crate) struct StrSet {
     shift: u32,
-    slots: Box<[Option<(u64, Box<str>)>]>,
+    slots: Box<[Option<Hashed>]>,
 }
+
+/// A string with its hash.
+type Hashed = (u64, Box<str>);
 
 #[inline]
 fn fx_str(s: &str) -> u64 {

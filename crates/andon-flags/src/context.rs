@@ -94,42 +94,54 @@ pub(crate) fn as_text(v: &Value) -> Option<Cow<'_, str>> {
     }
 }
 
-/// An attribute name prepared for quick comparison with context keys.
+/// An attribute name prepared for quick comparison with context keys:
+/// length and first eight bytes compared as integers before any string
+/// compare.
 #[derive(Debug, Clone)]
 pub(crate) struct Name {
     pub(crate) text: Box<str>,
-    first: u8,
+    len: usize,
+    prefix: u64,
 }
 
 impl Name {
     pub(crate) fn new(s: &str) -> Name {
         Name {
             text: Box::from(s),
-            first: s.bytes().next().unwrap_or(0),
+            len: s.len(),
+            prefix: prefix(s),
         }
     }
+}
 
-    /// Equality with a key, filtered on length and first byte, then
-    /// compared inline: keys are short, and a `memcmp` call per key costs
-    /// more than the comparison.
-    #[inline]
-    fn is(&self, key: &str) -> bool {
-        let (k, n) = (key.as_bytes(), self.text.as_bytes());
-        k.len() == n.len() && k.first().is_none_or(|&c| c == self.first) && k.iter().zip(n).all(|(a, b)| a == b)
+#[inline]
+fn prefix(s: &str) -> u64 {
+    let b = s.as_bytes();
+    if let Some(head) = b.first_chunk::<8>() {
+        return u64::from_le_bytes(*head);
     }
+    // Byte by byte: a variable-length copy would call memcpy.
+    let mut w = 0u64;
+    for (i, &c) in b.iter().enumerate() {
+        w |= u64::from(c) << (8 * i);
+    }
+    w
 }
 
 const VIEW_SLOTS: usize = 16;
 
+type Slot<'c> = (usize, u64, &'c str, &'c Value);
+
 static NULL: Value = Value::Null;
 
 /// A context prepared once per evaluation for the many attribute lookups
-/// of a rule walk: its scalar top-level attributes in a flat array (when
-/// there are few), and its `properties` object.
+/// of a rule walk: its scalar top-level attributes in a flat array with
+/// their lengths and prefixes (when there are few), and its `properties`.
+/// Walking the tree once beats a tree search per condition.
 pub(crate) struct View<'c> {
     ctx: &'c Context,
     n: usize,
-    slots: [(&'c str, &'c Value); VIEW_SLOTS],
+    slots: [Slot<'c>; VIEW_SLOTS],
     props: Option<&'c serde_json::Map<String, Value>>,
 }
 
@@ -138,7 +150,7 @@ impl<'c> View<'c> {
         let mut view = View {
             ctx,
             n: 0,
-            slots: [("", &NULL); VIEW_SLOTS],
+            slots: [(0, 0, "", &NULL); VIEW_SLOTS],
             props: None,
         };
         if ctx.attributes.len() <= VIEW_SLOTS {
@@ -147,7 +159,7 @@ impl<'c> View<'c> {
                     Value::Object(p) if k == "properties" => view.props = Some(p),
                     Value::String(_) | Value::Number(_) | Value::Bool(_) => {
                         if let Some(slot) = view.slots.get_mut(view.n) {
-                            *slot = (k, v);
+                            *slot = (k.len(), prefix(k), k, v);
                             view.n += 1;
                         }
                     }
@@ -172,11 +184,20 @@ impl<'c> View<'c> {
     #[inline]
     pub(crate) fn lookup(&self, name: &Name) -> Option<&'c Value> {
         if self.n == usize::MAX {
-            if let Some(v) = self.ctx.attributes.get(&*name.text).filter(|v| is_scalar(v)) {
+            if let Some(v) = self
+                .ctx
+                .attributes
+                .get(&*name.text)
+                .filter(|v| is_scalar(v))
+            {
                 return Some(v);
             }
-        } else if let Some(&(_, v)) = self.slots[..self.n].iter().find(|(k, _)| name.is(k)) {
-            return Some(v);
+        } else {
+            for &(len, pre, key, v) in &self.slots[..self.n] {
+                if len == name.len && pre == name.prefix && (len <= 8 || key == &*name.text) {
+                    return Some(v);
+                }
+            }
         }
         self.props
             .and_then(|p| p.get(&*name.text))

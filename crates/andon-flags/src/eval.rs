@@ -409,7 +409,9 @@ impl crate::compile::CCond {
             }
             Matcher::Num(cmp, values) => {
                 let n = if self.is_key {
-                    ctx.targeting_key.as_deref().and_then(crate::compile::parse_num)
+                    ctx.targeting_key
+                        .as_deref()
+                        .and_then(crate::compile::parse_num)
                 } else {
                     match view.lookup(&self.attribute) {
                         Some(Value::Number(n)) => n.as_f64(),
@@ -436,7 +438,8 @@ impl crate::compile::CCond {
         if self.is_key {
             view.ctx().targeting_key.as_deref().map(Cow::Borrowed)
         } else {
-            view.lookup(&self.attribute).and_then(crate::context::as_text)
+            view.lookup(&self.attribute)
+                .and_then(crate::context::as_text)
         }
     }
 }

@@ -276,6 +276,37 @@ fn condition_operators() {
     let negated =
         json!({"attribute": "a", "operator": "regex", "values": ["(unclosed"], "negate": true});
     assert!(!holds(negated, json!({"a": "x"})));
+    // Long lists use a hash set; case-insensitive ones are lowered first.
+    let many: Vec<String> = (0..40).map(|i| format!("User-{i}")).collect();
+    assert!(holds(c("in", json!(many)), json!({"a": "User-39"})));
+    assert!(!holds(c("in", json!(many)), json!({"a": "user-39"})));
+    assert!(!holds(c("in", json!(many)), json!({"a": "User-40"})));
+    let ci = json!({"attribute": "a", "operator": "in", "values": many, "case_insensitive": true});
+    assert!(holds(ci, json!({"a": "USER-7"})));
+    // Top level wins over `properties`; `properties` is the fallback; many
+    // attributes take the tree path with the same answers.
+    assert!(holds(
+        c("in", json!(["top"])),
+        json!({"a": "top", "properties": {"a": "nested"}})
+    ));
+    assert!(holds(
+        c("in", json!(["nested"])),
+        json!({"a": null, "properties": {"a": "nested"}})
+    ));
+    let mut wide = serde_json::Map::new();
+    for i in 0..30 {
+        wide.insert(format!("attr{i}"), json!(i));
+    }
+    wide.insert("properties".into(), json!({"a": "deep"}));
+    assert!(holds(c("in", json!(["deep"])), Value::Object(wide.clone())));
+    wide.insert("averyveryverylongattributename".into(), json!("x"));
+    let long =
+        json!({"attribute": "averyveryverylongattributename", "operator": "in", "values": ["x"]});
+    assert!(holds(long.clone(), Value::Object(wide)));
+    assert!(holds(
+        long,
+        json!({"averyveryverylongattributename": "x", "averyveryverylongattributenamf": "y"})
+    ));
     // The targeting key is an attribute too.
     let tk = json!({"attribute": "targetingKey", "operator": "starts_with", "value": "adm"});
     assert!(holds(tk, json!({"targetingKey": "admin-1"})));
@@ -430,4 +461,11 @@ fn unleash_import_reads_as_native() {
     );
     let r = evaluate(&set, "default", "f", &Context::new().attr("userId", "2"));
     assert_eq!((r.value, r.reason), (json!(false), Reason::Default));
+}
+
+#[test]
+fn engine_is_shareable_across_threads() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<Engine>();
+    shareable::<FlagSet>();
 }

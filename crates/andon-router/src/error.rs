@@ -8,7 +8,7 @@ use crate::table::TableError;
 /// answered (404, 502, 503, 504) and counted.
 #[derive(Debug, thiserror::Error)]
 pub enum RouterError {
-    /// The proxy listener could not be shared with the proxy threads, or a thread not started.
+    /// A proxy thread could not be started.
     #[error("cannot start the proxy threads")]
     Start(#[source] std::io::Error),
     /// The data directory could not be created.

@@ -42,10 +42,11 @@ pub mod table;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub use config::RouterConfig;
 pub use error::RouterError;
@@ -72,10 +73,12 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
 /// Runs the router until `shutdown` completes, then stops accepting and lets requests in
 /// flight finish (for at most the upstream timeout plus one second).
 ///
-/// The proxy listener is served by `cfg.workers` threads of its own (one per core by default),
-/// so the data plane does not share the caller's runtime; the admin listener is served on the
-/// caller's runtime. Fails only at start-up: the saved table in `cfg.data_dir` cannot be read
-/// or is invalid, or the proxy threads cannot be started.
+/// Proxy connections are accepted on the caller's runtime and each handed to one of
+/// `cfg.workers` proxy threads of the router's own (one per core by default), so requests do
+/// not share the caller's runtime; the admin listener is served on the caller's runtime.
+///
+/// Fails only at start-up: the saved table in `cfg.data_dir` cannot be read or is invalid, or
+/// a proxy thread cannot be started.
 pub async fn run(
     cfg: RouterConfig,
     proxy: TcpListener,
@@ -90,22 +93,27 @@ pub async fn run(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let proxy = proxy.into_std().map_err(RouterError::Start)?;
+    let mut lanes = Vec::with_capacity(workers);
     let mut finished = Vec::with_capacity(workers);
     for i in 0..workers {
-        let listener = proxy.try_clone().map_err(RouterError::Start)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let open = Arc::new(AtomicUsize::new(0));
+        lanes.push(server::Lane {
+            tx,
+            open: open.clone(),
+        });
         let (shared, stop_rx) = (shared.clone(), stop_rx.clone());
         let (done_tx, done_rx) = oneshot::channel::<()>();
         std::thread::Builder::new()
             .name(format!("andon-proxy-{i}"))
             .spawn(move || {
-                proxy_thread(shared, listener, stop_rx, drain);
+                proxy_thread(shared, rx, open, stop_rx, drain);
                 let _ = done_tx.send(());
             })
             .map_err(RouterError::Start)?;
         finished.push(done_rx);
     }
-    drop(proxy);
+    let acceptor = tokio::spawn(server::distribute(proxy, lanes, stop_rx.clone()));
 
     let s = shared.clone();
     let admin_task = tokio::spawn(server::serve(admin, stop_rx, drain, move |_, req| {
@@ -114,6 +122,7 @@ pub async fn run(
 
     shutdown.await;
     let _ = stop_tx.send(true);
+    let _ = acceptor.await;
     for done in finished {
         let _ = done.await;
     }
@@ -123,11 +132,12 @@ pub async fn run(
     Ok(())
 }
 
-/// One proxy thread: a single-threaded runtime accepting from (a clone of) the shared
-/// listener, with its own upstream pool (see `state::Worker`).
+/// One proxy thread: a single-threaded runtime serving the connections the acceptor hands
+/// it, with its own upstream pool (see `state::Worker`).
 fn proxy_thread(
     shared: Arc<state::Shared>,
-    listener: std::net::TcpListener,
+    incoming: mpsc::UnboundedReceiver<server::Handoff>,
+    open: Arc<AtomicUsize>,
     stop: watch::Receiver<bool>,
     drain: Duration,
 ) {
@@ -142,15 +152,8 @@ fn proxy_thread(
         }
     };
     rt.block_on(async move {
-        let listener = match TcpListener::from_std(listener) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot register the proxy listener");
-                return;
-            }
-        };
         let worker = state::Worker::new(shared);
-        server::serve(listener, stop, drain, move |remote, req| {
+        server::serve_handoffs(incoming, open, stop, drain, move |remote, req| {
             proxy::handle(worker.clone(), remote, req)
         })
         .await;

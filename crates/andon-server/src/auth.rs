@@ -52,6 +52,7 @@ impl AuthCache {
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
+    #[allow(dead_code)] // kept for audit lines; read once deploy endpoints log it
     pub(crate) token_id: String,
     pub(crate) name: String,
     pub(crate) role: Role,

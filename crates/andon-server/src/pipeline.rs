@@ -166,7 +166,7 @@ async fn execute(
         state: state.clone(),
         run_id,
     });
-    let executor = LocalExecutor::default();
+    let executor = LocalExecutor;
     andon_runner::run_pipeline(spec, &executor, &state.artifacts, observer, cancel).await;
     drop(checkout);
     let _ = tokio::fs::remove_dir_all(&work).await;

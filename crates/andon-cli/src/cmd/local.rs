@@ -106,7 +106,7 @@ pub(crate) async fn run(
             ctrl_c.cancel();
         }
     });
-    let executor = andon_runner::LocalExecutor::default();
+    let executor = andon_runner::LocalExecutor;
     andon_runner::run_pipeline(spec, &executor, &artifacts, observer, cancel).await;
     drop(checkout);
     let _ = std::fs::remove_dir_all(&work);

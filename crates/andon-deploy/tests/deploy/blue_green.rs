@@ -8,7 +8,7 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_blue_green_switches_under_load_fail_no_request() {
-    let _serial = serial();
+    let _serial = serial().await;
     let h = Harness::new().await;
     let env = environment("production", 2, "      blue-green", "");
     let v0 = h.version("v0", 0.0);
@@ -47,11 +47,12 @@ async fn ten_blue_green_switches_under_load_fail_no_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_smoke_test_through_the_router_keeps_blue() {
-    let _serial = serial();
+    let _serial = serial().await;
     let h = Harness::new().await;
     // The smoke test asks the router for green with the override header.
     let judge = r#"    judge:
-      smoke: curl -fsS -H "$ANDON_VERSION_HEADER: $ANDON_VERSION" "$ANDON_URL/x" | grep -q '"ok":true'"#;
+      smoke: |
+        curl -fsS -H "$ANDON_VERSION_HEADER: $ANDON_VERSION" "$ANDON_URL/x" | grep -q '"ok":true'"#;
     let env = environment("production", 1, "      blue-green", judge);
     let v1 = h.version("v1", 0.0);
     assert_eq!(h.deploy_and_wait(&env, v1).await, DeployOutcome::Succeeded);

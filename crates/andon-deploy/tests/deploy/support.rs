@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 /// The sample service binary, built once per test run (`SAMPLE_SERVICE_BIN`
 /// overrides). Built into the same target directory as this test, so the
 /// dependencies are already compiled.
-pub fn sample_service() -> PathBuf {
+pub(crate) fn sample_service() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         if let Some(p) = std::env::var_os("SAMPLE_SERVICE_BIN") {
@@ -44,15 +44,15 @@ pub fn sample_service() -> PathBuf {
 
 /// Tests here start processes and load the machine: one at a time keeps
 /// each of them well inside its time bound.
-pub fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+pub(crate) async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }
 
 #[derive(Default)]
-pub struct Recorder {
-    pub events: Mutex<Vec<(Instant, Event)>>,
-    pub notes: Mutex<Vec<(String, String)>>,
+pub(crate) struct Recorder {
+    pub(crate) events: Mutex<Vec<(Instant, Event)>>,
+    pub(crate) notes: Mutex<Vec<(String, String)>>,
     incident: AtomicU64,
 }
 
@@ -71,11 +71,11 @@ impl DeployObserver for Recorder {
 }
 
 impl Recorder {
-    pub fn all(&self) -> Vec<Event> {
+    pub(crate) fn all(&self) -> Vec<Event> {
         self.events.lock().unwrap().iter().map(|(_, e)| e.clone()).collect()
     }
 
-    pub fn finished(&self, deploy_id: u64) -> Option<(DeployOutcome, Option<String>)> {
+    pub(crate) fn finished(&self, deploy_id: u64) -> Option<(DeployOutcome, Option<String>)> {
         self.all().into_iter().find_map(|e| match e {
             Event::DeployFinished {
                 deploy_id: id,
@@ -88,7 +88,7 @@ impl Recorder {
     }
 
     /// Every pid any instance ever had.
-    pub fn pids(&self) -> Vec<i32> {
+    pub(crate) fn pids(&self) -> Vec<i32> {
         self.all()
             .into_iter()
             .filter_map(|e| match e {
@@ -99,7 +99,7 @@ impl Recorder {
     }
 
     /// Pids of instances started by one deploy.
-    pub fn pids_of(&self, deploy_id: u64) -> Vec<i32> {
+    pub(crate) fn pids_of(&self, deploy_id: u64) -> Vec<i32> {
         self.all()
             .into_iter()
             .filter_map(|e| match e {
@@ -109,13 +109,13 @@ impl Recorder {
             .collect()
     }
 
-    pub fn count(&self, kind: &str) -> usize {
+    pub(crate) fn count(&self, kind: &str) -> usize {
         self.all().iter().filter(|e| e.kind() == kind).count()
     }
 }
 
 /// Whether a process runs (zombies do not count).
-pub fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             let state = stat.rfind(')').and_then(|i| stat[i + 1..].trim_start().chars().next());
@@ -126,7 +126,7 @@ pub fn alive(pid: i32) -> bool {
 }
 
 /// Waits (bounded) until none of `pids` runs; returns those still running.
-pub async fn wait_dead(pids: &[i32], within: Duration) -> Vec<i32> {
+pub(crate) async fn wait_dead(pids: &[i32], within: Duration) -> Vec<i32> {
     let deadline = Instant::now() + within;
     loop {
         let live: Vec<i32> = pids.iter().copied().filter(|p| alive(*p)).collect();
@@ -137,15 +137,15 @@ pub async fn wait_dead(pids: &[i32], within: Duration) -> Vec<i32> {
     }
 }
 
-pub struct Router {
-    pub url: String,
-    pub admin: String,
+pub(crate) struct Router {
+    pub(crate) url: String,
+    pub(crate) admin: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Router {
-    pub async fn start(data: &Path) -> Router {
+    pub(crate) async fn start(data: &Path) -> Router {
         let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", proxy.local_addr().unwrap());
@@ -167,7 +167,7 @@ impl Router {
         }
     }
 
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -177,22 +177,22 @@ impl Router {
     }
 }
 
-pub struct Harness {
-    pub tmp: tempfile::TempDir,
-    pub router: Router,
-    pub store: ArtifactStore,
-    pub rec: Arc<Recorder>,
-    pub ctl: Controller,
+pub(crate) struct Harness {
+    pub(crate) tmp: tempfile::TempDir,
+    pub(crate) router: Router,
+    pub(crate) store: ArtifactStore,
+    pub(crate) rec: Arc<Recorder>,
+    pub(crate) ctl: Controller,
     next_id: AtomicU64,
 }
 
 impl Harness {
-    pub async fn new() -> Harness {
+    pub(crate) async fn new() -> Harness {
         let tmp = tempfile::tempdir().unwrap();
         let router = Router::start(&tmp.path().join("router")).await;
         let store = ArtifactStore::open(&tmp.path().join("data/artifacts")).unwrap();
         let rec = Arc::new(Recorder::default());
-        let ctl = controller(tmp.path(), &router, &store, rec.clone());
+        let ctl = controller(tmp.path(), &router.admin, &router.url, &store, rec.clone());
         Harness {
             tmp,
             router,
@@ -203,24 +203,24 @@ impl Harness {
         }
     }
 
-    pub fn data(&self) -> PathBuf {
+    pub(crate) fn data(&self) -> PathBuf {
         self.tmp.path().join("data")
     }
 
     /// A release of the sample service answering errors at `error_rate`.
-    pub fn version(&self, tag: &str, error_rate: f64) -> Digest {
+    pub(crate) fn version(&self, tag: &str, error_rate: f64) -> Digest {
         artifact(&self.store, self.tmp.path(), tag, error_rate)
     }
 
-    pub fn next_id(&self) -> u64 {
+    pub(crate) fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub async fn deploy(&self, env: &andon_config::Environment, version: Digest) -> u64 {
+    pub(crate) async fn deploy(&self, env: &andon_config::Environment, version: Digest) -> u64 {
         self.deploy_with(env, version, false).await
     }
 
-    pub async fn deploy_with(&self, env: &andon_config::Environment, version: Digest, contract: bool) -> u64 {
+    pub(crate) async fn deploy_with(&self, env: &andon_config::Environment, version: Digest, contract: bool) -> u64 {
         let id = self.next_id();
         // What the caller (the server) does first: the request is in the log.
         self.rec.event(Event::DeployRequested {
@@ -249,12 +249,12 @@ impl Harness {
     }
 
     /// Deploys and waits (bounded) for the end; the outcome.
-    pub async fn deploy_and_wait(&self, env: &andon_config::Environment, version: Digest) -> DeployOutcome {
+    pub(crate) async fn deploy_and_wait(&self, env: &andon_config::Environment, version: Digest) -> DeployOutcome {
         let id = self.deploy(env, version).await;
         self.wait(env, id).await
     }
 
-    pub async fn wait(&self, env: &andon_config::Environment, id: u64) -> DeployOutcome {
+    pub(crate) async fn wait(&self, env: &andon_config::Environment, id: u64) -> DeployOutcome {
         tokio::time::timeout(Duration::from_secs(45), self.ctl.wait_idle("shop", &env.name))
             .await
             .expect("release did not finish in time");
@@ -262,7 +262,7 @@ impl Harness {
     }
 
     /// Stops everything and checks no instance process is left.
-    pub async fn finish(self) {
+    pub(crate) async fn finish(self) {
         self.ctl.shutdown(true).await;
         let left = wait_dead(&self.rec.pids(), Duration::from_secs(15)).await;
         assert!(left.is_empty(), "instance processes left behind: {left:?}");
@@ -270,8 +270,8 @@ impl Harness {
     }
 }
 
-pub fn controller(root: &Path, router: &Router, store: &ArtifactStore, rec: Arc<Recorder>) -> Controller {
-    let mut cfg = ControllerConfig::new(root.join("data"), router.admin.clone(), router.url.clone());
+pub(crate) fn controller(root: &Path, admin: &str, url: &str, store: &ArtifactStore, rec: Arc<Recorder>) -> Controller {
+    let mut cfg = ControllerConfig::new(root.join("data"), admin, url);
     cfg.scrape_every = Duration::from_millis(100);
     cfg.stop_timeout = Duration::from_secs(5);
     cfg.drain_timeout = Duration::from_secs(5);
@@ -281,7 +281,7 @@ pub fn controller(root: &Path, router: &Router, store: &ArtifactStore, rec: Arc<
 /// An artifact `app/` holding `release.env` (`VERSION`, `ERROR_RATE`): the
 /// sample service binary itself is referenced by path (`$SAMPLE_BIN`) to
 /// keep every test from copying megabytes per instance.
-pub fn artifact(store: &ArtifactStore, root: &Path, tag: &str, error_rate: f64) -> Digest {
+pub(crate) fn artifact(store: &ArtifactStore, root: &Path, tag: &str, error_rate: f64) -> Digest {
     let dir = root.join("src").join(tag).join("app");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -293,7 +293,7 @@ pub fn artifact(store: &ArtifactStore, root: &Path, tag: &str, error_rate: f64) 
 }
 
 /// `andon.yaml` text for one environment named `name`, parsed.
-pub fn environment(name: &str, instances: u32, strategy: &str, judge: &str) -> andon_config::Environment {
+pub(crate) fn environment(name: &str, instances: u32, strategy: &str, judge: &str) -> andon_config::Environment {
     let bin = sample_service();
     let yaml = format!(
         r#"
@@ -328,18 +328,18 @@ environments:
 
 /// Counts of a load run.
 #[derive(Debug, Default, Clone)]
-pub struct Load {
-    pub sent: u64,
-    pub failed: u64,
+pub(crate) struct Load {
+    pub(crate) sent: u64,
+    pub(crate) failed: u64,
     /// Answers by `x-andon-served-by`.
-    pub served_by: BTreeMap<String, u64>,
-    pub first_failures: Vec<String>,
+    pub(crate) served_by: BTreeMap<String, u64>,
+    pub(crate) first_failures: Vec<String>,
 }
 
 /// Sends up to `total` GETs through the router with `workers` clients,
 /// until `stop` flips or `within` passes. A failure is a connection error
 /// or a 5xx the router made itself or got from a version not in `allowed_5xx`.
-pub async fn load(
+pub(crate) async fn load(
     url: String,
     total: u64,
     workers: usize,
@@ -372,8 +372,11 @@ pub async fn load(
                             .unwrap_or("")
                             .to_string();
                         let status = r.status();
-                        let _ = r.bytes().await;
-                        if status.is_server_error() && !allowed_5xx.contains(&by.as_str()) {
+                        let body = r.bytes().await.unwrap_or_default();
+                        // The router's own answers are `{"error":{...}}`: a
+                        // 502/503/504 it made is a failure whoever was chosen.
+                        let by_router = body.starts_with(br#"{"error""#);
+                        if status.is_server_error() && (by_router || !allowed_5xx.contains(&by.as_str())) {
                             l.failed += 1;
                             if l.first_failures.len() < 5 {
                                 l.first_failures.push(format!("{status} from '{by}'"));
@@ -406,7 +409,7 @@ pub async fn load(
 }
 
 /// One GET through the router: (status, served by, body).
-pub async fn get(url: &str, header: Option<(&str, &str)>) -> (u16, String, String) {
+pub(crate) async fn get(url: &str, header: Option<(&str, &str)>) -> (u16, String, String) {
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let mut req = client.get(format!("{url}/x"));
     if let Some((k, v)) = header {

@@ -87,13 +87,19 @@ async fn a_hanging_mirror_neither_slows_nor_fails_live_traffic_and_is_bounded() 
     let dark = backend("dark", Behaviour::Hang).await;
     r.routes(table(
         1,
-        &[("stable", 100, vec![live.ep()]), ("dark", 0, vec![dark.ep()])],
+        &[
+            ("stable", 100, vec![live.ep()]),
+            ("dark", 0, vec![dark.ep()]),
+        ],
         json!({"mirror": {"to": "dark", "percent": 100}}),
     ))
     .await;
     for _ in 0..30 {
         let resp = r.get("/", &[]).await;
-        assert_eq!((resp.status, resp.body.as_str()), (StatusCode::OK, "stable"));
+        assert_eq!(
+            (resp.status, resp.body.as_str()),
+            (StatusCode::OK, "stable")
+        );
     }
     // Thirty live answers came back while the mirror copies were still hanging: none of
     // them has ended yet (they end at the 4s timeout).

@@ -49,7 +49,7 @@ pub(crate) async fn download(
         return Err(ApiError::NotFound(format!("no artifact {digest}")));
     }
     let store = state.artifacts.clone();
-    let d = digest.clone();
+    let d = digest;
     let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
         store.verify(&d).map_err(|e| e.to_string())?;
         let path = store.get_path(&d).ok_or("vanished")?;
