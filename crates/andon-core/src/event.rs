@@ -336,6 +336,56 @@ pub enum Event {
         reason: String,
     },
 
+    /// An alert rule on a live environment fired (error rate, latency).
+    AlertFired {
+        project: String,
+        environment: String,
+        rule: String,
+        sentence: String,
+    },
+    PostmortemWritten {
+        incident_id: u64,
+        #[serde(default)]
+        went_right: String,
+        #[serde(default)]
+        went_wrong: String,
+        #[serde(default)]
+        action_items: Vec<String>,
+    },
+    /// One attempt to deliver a notification to a subscriber's webhook.
+    NotificationAttempted {
+        project: String,
+        subscription: String,
+        /// The event that caused the notification.
+        about_seq: u64,
+        attempt: u32,
+        ok: bool,
+        #[serde(default)]
+        detail: String,
+    },
+
+    // --- the board ------------------------------------------------------
+    CardCreated {
+        project: String,
+        card_id: u64,
+        title: String,
+        column: String,
+    },
+    CardMoved {
+        project: String,
+        card_id: u64,
+        from: String,
+        to: String,
+        /// Moved past a full column's WIP limit by an admin.
+        #[serde(default)]
+        over_limit: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// Moved by the flow of a commit naming the card, not by a person.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        commit: Option<String>,
+    },
+
     // --- feature flags ----------------------------------------------------
     /// A flag's definition changed; `after` is the flag as JSON, null when deleted.
     FlagChanged {
@@ -408,6 +458,11 @@ impl Event {
             Event::LineStopped { .. } => "line_stopped",
             Event::LineReleased { .. } => "line_released",
             Event::LineOverridden { .. } => "line_overridden",
+            Event::AlertFired { .. } => "alert_fired",
+            Event::PostmortemWritten { .. } => "postmortem_written",
+            Event::NotificationAttempted { .. } => "notification_attempted",
+            Event::CardCreated { .. } => "card_created",
+            Event::CardMoved { .. } => "card_moved",
             Event::FlagChanged { .. } => "flag_changed",
             Event::SegmentChanged { .. } => "segment_changed",
             Event::FlagExposures { .. } => "flag_exposures",
