@@ -27,6 +27,38 @@ pub(crate) struct Remote {
     pub(crate) token: Option<String>,
 }
 
+/// Which router the server releases through.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RouterArgs {
+    /// Admin API of an existing router (`andon router`). Without it the
+    /// server starts its own router process, which outlives server restarts.
+    #[arg(long, env = "ANDON_ROUTER_ADMIN_URL")]
+    pub(crate) router_admin: Option<String>,
+    /// Where that router proxies (for smoke tests).
+    #[arg(long, env = "ANDON_ROUTER_URL")]
+    pub(crate) router_url: Option<String>,
+    /// Token of that router's admin API.
+    #[arg(long, env = "ANDON_ROUTER_TOKEN", hide_env_values = true)]
+    pub(crate) router_token: Option<String>,
+    /// Where the server's own router listens for traffic.
+    #[arg(long, env = "ANDON_ROUTER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub(crate) router_listen: SocketAddr,
+    /// Where the server's own router serves its admin API.
+    #[arg(long, env = "ANDON_ROUTER_ADMIN", default_value = "127.0.0.1:8081")]
+    pub(crate) router_admin_listen: SocketAddr,
+    /// Do not start a router: releases are refused until one is given.
+    #[arg(long)]
+    pub(crate) no_router: bool,
+}
+
+/// Which project a release command is about.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ProjectArg {
+    /// The project (default: `project:` in ./andon.yaml, else the directory name).
+    #[arg(long, short = 'p', env = "ANDON_PROJECT")]
+    pub(crate) project: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Validate andon.yaml; errors as FILE:LINE:COL with the line and a hint.
@@ -66,6 +98,8 @@ pub(crate) enum Command {
         /// Jobs to run at once per run (default: number of cores).
         #[arg(long, env = "ANDON_PARALLELISM")]
         parallelism: Option<usize>,
+        #[command(flatten)]
+        router: RouterArgs,
     },
     /// Start the data plane: the reverse proxy that splits traffic between versions.
     Router {
@@ -153,6 +187,86 @@ pub(crate) enum Command {
         follow: bool,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Release a version to an environment: an artifact digest or a run id.
+    Deploy {
+        environment: String,
+        /// `sha256:...`, or the id of a passed run whose artifact to release.
+        artifact: String,
+        /// Which artifact of the run, when it stored several.
+        #[arg(long)]
+        path: Option<String>,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+        /// This release ran a `contract` database migration: no rollback past it.
+        #[arg(long)]
+        contract_migration: bool,
+        /// Follow the release until it ends; exit 0 only if it succeeded.
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        project: ProjectArg,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Skip the remaining canary steps: all traffic to the new version.
+    Promote {
+        environment: String,
+        #[command(flatten)]
+        project: ProjectArg,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Hold the release at its current step (the judge keeps watching).
+    Pause {
+        environment: String,
+        #[command(flatten)]
+        project: ProjectArg,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Continue a paused release.
+    Resume {
+        environment: String,
+        #[command(flatten)]
+        project: ProjectArg,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Stop the release; traffic goes back to the stable version.
+    Abort {
+        environment: String,
+        #[command(flatten)]
+        project: ProjectArg,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Return to the last known good version, in one route update.
+    Rollback {
+        environment: String,
+        #[command(flatten)]
+        project: ProjectArg,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Environments with the versions they run and their traffic split.
+    Envs {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        project: ProjectArg,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Releases, newest first, with the judge's verdicts.
+    Deploys {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        project: ProjectArg,
         #[command(flatten)]
         remote: Remote,
     },

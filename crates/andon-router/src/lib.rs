@@ -20,8 +20,10 @@
 //! - `proxy`: the request path; `forward`: request shaping, sending and the single retry.
 //! - `mirror`: shadow copies and their comparison with the live answer.
 //! - `stats`: per-version counters, `/stats` JSON and Prometheus text.
-//! - `admin`: the admin API; `server`: accept loops and graceful drain.
-//! - `state`: what connections share (table, pool, limits); `body`: body types.
+//! - `admin`: the admin API; `server`: accept loops, hand-off of proxy connections to the
+//!   per-core proxy threads, graceful drain.
+//! - `state`: what requests share (table, counters, limits) and each proxy thread's own pool;
+//!   `body`: body types.
 //! - `persist`: atomic save and load of `routes.json`; `config`, `error`, `reply`.
 
 mod admin;

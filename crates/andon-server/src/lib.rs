@@ -17,6 +17,7 @@
 
 mod api;
 mod auth;
+mod deploy;
 mod error;
 mod logs;
 mod metrics;
@@ -33,6 +34,7 @@ use std::sync::Arc;
 use andon_core::Role;
 use tokio::net::TcpListener;
 
+pub use crate::deploy::RouterLink;
 use crate::state::{AppState, StateParts};
 
 /// Name under which a project's webhook secret is kept with its secrets;
@@ -50,6 +52,8 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     /// Jobs run at once per run.
     pub parallelism: usize,
+    /// The router releases go through; without one, deploy calls are refused.
+    pub router: Option<RouterLink>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +117,11 @@ impl Server {
             queue: tx,
             parallelism: cfg.parallelism.max(1),
         })?);
+        if let Some(link) = &cfg.router {
+            let ctl = deploy::controller(&state, link)
+                .map_err(|e| ServerError::Bootstrap(format!("release controller: {e}")))?;
+            let _ = state.controller.set(ctl);
+        }
         let interrupted_runs = pipeline::reconcile(&state);
         let first_admin_token = if state.store.tokens()?.is_empty() {
             let given = cfg.admin_token.clone();
@@ -139,6 +148,7 @@ impl Server {
     ) -> Result<(), ServerError> {
         let worker = tokio::spawn(pipeline::worker(self.state.clone(), self.queue));
         let watcher = tokio::spawn(watcher::run(self.state.clone()));
+        let releases = tokio::spawn(release_upkeep(self.state.clone()));
         let app = api::router(self.state.clone())
             .into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(listener, app)
@@ -147,6 +157,29 @@ impl Server {
             .map_err(ServerError::Serve);
         worker.abort();
         watcher.abort();
+        releases.abort();
+        if let Some(ctl) = self.state.controller.get() {
+            // Instances keep serving through a control-plane restart; the
+            // next start adopts them.
+            ctl.shutdown(false).await;
+        }
         result
+    }
+}
+
+/// Recovers releases a previous process left, then checks instances for
+/// drift now and then.
+async fn release_upkeep(state: std::sync::Arc<AppState>) {
+    let Some(ctl) = state.controller.get() else {
+        return;
+    };
+    deploy::recover(&state, ctl).await;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        let drifted = ctl.check_drift().await;
+        if !drifted.is_empty() {
+            tracing::warn!(instances = drifted.len(), "instances drifted from their artifacts");
+        }
     }
 }

@@ -97,3 +97,21 @@ pub(crate) async fn commit_info(
     let secs: i64 = parts.next().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
     Ok((subject, author, secs * 1000))
 }
+
+/// A file's contents at a commit, or `None` if the commit has no such file.
+pub(crate) async fn show_file(
+    mirror: &Path,
+    commit: &str,
+    path: &str,
+) -> Result<Option<String>, RepoError> {
+    let spec = format!("{commit}:{path}");
+    match git(Some(mirror), &["show", &spec]).await {
+        Ok(s) => Ok(Some(s)),
+        Err(RepoError::Git { stderr, .. })
+            if stderr.contains("does not exist") || stderr.contains("exists on disk, but not in") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}

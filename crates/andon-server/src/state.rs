@@ -21,6 +21,8 @@ pub(crate) struct Views {
     pub(crate) projects: Projects,
     pub(crate) deploys: Deploys,
     pub(crate) last_seq: u64,
+    /// The id the next `IncidentOpened` gets.
+    pub(crate) next_incident_id: u64,
 }
 
 impl Views {
@@ -28,6 +30,9 @@ impl Views {
         self.runs.apply(env);
         self.projects.apply(env);
         self.deploys.apply(env);
+        if let Event::IncidentOpened { incident_id, .. } = &env.event {
+            self.next_incident_id = self.next_incident_id.max(incident_id + 1);
+        }
         self.last_seq = env.seq;
     }
 }
@@ -46,6 +51,9 @@ pub(crate) struct AppState {
     pub(crate) cancels: Mutex<HashMap<u64, CancellationToken>>,
     pub(crate) parallelism: usize,
     pub(crate) auth: crate::auth::AuthCache,
+    /// The release controller, when a router is configured. Set once after
+    /// the state exists, because its observer holds a weak reference to it.
+    pub(crate) controller: std::sync::OnceLock<andon_deploy::Controller>,
 }
 
 pub(crate) struct StateParts {
@@ -59,7 +67,10 @@ pub(crate) struct StateParts {
 impl AppState {
     /// Folds the whole log into fresh projections.
     pub(crate) fn load(parts: StateParts) -> Result<Self, andon_store::StoreError> {
-        let mut views = Views::default();
+        let mut views = Views {
+            next_incident_id: 1,
+            ..Views::default()
+        };
         let mut after = 0;
         loop {
             let batch = parts.store.read(after, 10_000)?;
@@ -82,6 +93,7 @@ impl AppState {
             queue: parts.queue,
             cancels: Mutex::new(HashMap::new()),
             parallelism: parts.parallelism,
+            controller: std::sync::OnceLock::new(),
         })
     }
 

@@ -33,6 +33,7 @@ async fn start() -> TestServer {
         store_url: None,
         admin_token: Some(ADMIN.into()),
         parallelism: 2,
+        router: None,
     })
     .await
     .unwrap();

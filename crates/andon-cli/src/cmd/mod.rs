@@ -2,6 +2,7 @@
 
 mod local;
 mod procs;
+mod release;
 mod remote;
 mod sse;
 
@@ -27,7 +28,8 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<ExitCode> {
             listen,
             store,
             parallelism,
-        } => procs::server(data, listen, store, parallelism).await,
+            router,
+        } => procs::server(data, listen, store, parallelism, router).await,
         Command::Router {
             data,
             listen,
@@ -39,6 +41,14 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<ExitCode> {
             clap_complete::generate(shell, &mut cmd, "andon", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
+        cmd @ (Command::Deploy { .. }
+        | Command::Promote { .. }
+        | Command::Pause { .. }
+        | Command::Resume { .. }
+        | Command::Abort { .. }
+        | Command::Rollback { .. }
+        | Command::Envs { .. }
+        | Command::Deploys { .. }) => release::dispatch(cmd).await,
         other => remote::dispatch(other).await,
     }
 }

@@ -4,6 +4,7 @@
 //! [`AppState::append`], and answer from the projections.
 
 mod artifacts;
+mod deploys;
 mod events;
 mod projects;
 mod runs;
@@ -19,6 +20,8 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
+
+pub(crate) use projects::no_project;
 
 use crate::error::error_body;
 use crate::state::AppState;
@@ -44,6 +47,17 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/projects/{project}/secrets/{name}",
             put(secrets::set).delete(secrets::remove),
         )
+        .route("/projects/{project}/environments", get(deploys::environments))
+        .route(
+            "/projects/{project}/environments/{env}/deploys",
+            post(deploys::deploy),
+        )
+        .route(
+            "/projects/{project}/environments/{env}/{action}",
+            post(deploys::command),
+        )
+        .route("/projects/{project}/deploys", get(deploys::list_deploys))
+        .route("/deploys/{id}", get(deploys::show_deploy))
         .route("/runs/{id}", get(runs::show))
         .route("/runs/{id}/cancel", post(runs::cancel))
         .route("/runs/{id}/jobs/{job}/log", get(runs::log))

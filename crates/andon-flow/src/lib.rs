@@ -1,0 +1,1 @@
+//! Andon's flow rules.
