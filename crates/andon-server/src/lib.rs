@@ -140,6 +140,12 @@ impl Server {
         })
     }
 
+    /// The HTTP application, for driving in-process (tests, fuzzing) without
+    /// a socket. Background tasks (run queue, watcher) only start in [`Server::serve`].
+    pub fn app(&self) -> axum::Router {
+        api::router(self.state.clone())
+    }
+
     /// Serves until `shutdown` resolves, then drains in-flight requests.
     pub async fn serve(
         self,
