@@ -16,7 +16,8 @@
 #     Goal <= 50 ms. The event log's timestamps split each latency into stages.
 #
 # Builds `andon` with `cargo build --release -p andon-cli` (CARGO_TARGET_DIR, default
-# target/), or uses $ANDON_BIN. Everything it starts and creates is removed on exit.
+# target/), or uses $ANDON_BIN. Works under $TMPDIR (default /tmp; TMPDIR=/dev/shm takes the
+# disk out of the figures). Everything it starts and creates is removed on exit.
 # The last two lines printed are, exactly:
 #   pipeline-vs-make ratio: R
 #   webhook-to-first-job p50_ms: X p99_ms: Y
@@ -36,7 +37,7 @@ fi
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 HERE="$ROOT/bench/pipeline"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-WORK="$(mktemp -d /tmp/andon-pipeline-bench.XXXXXX)"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/andon-pipeline-bench.XXXXXX")"
 PIDS=()
 
 cleanup() {
@@ -64,6 +65,7 @@ else
     (cd "$ROOT" && cargo build --release --quiet -p andon-cli)
     ANDON="$TARGET/release/andon"
 fi
+ANDON="$(realpath "$ANDON")"
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@localhost GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@localhost
 export NO_COLOR=1
 
@@ -77,31 +79,46 @@ git -C "$DAG" add andon.yaml Makefile
 git -C "$DAG" commit -q -m "200 trivial jobs, width 8"
 "$ANDON" check --file "$DAG/andon.yaml" >&2
 
-run_andon() { (cd "$DAG" && "$ANDON" run -j 8 >/dev/null); }
+run_andon() { (cd "$DAG" && "$ANDON" run -j 8 >/dev/null 2>"$WORK/andon.err") || { cat "$WORK/andon.err" >&2; return 1; }; }
+run_andon_json() { (cd "$DAG" && "$ANDON" run -j 8 --json >"$WORK/andon.json" 2>"$WORK/andon.err") || { cat "$WORK/andon.err" >&2; return 1; }; }
 run_make() { make -s -j8 -C "$DAG" -f Makefile all >/dev/null; }
-run_checkout() { # what `andon run` does before its first job: a clone of HEAD
+run_checkout() { # what `andon run` does before its first job: a disposable clone of HEAD
     rm -rf "$WORK/co"
     git clone -q --shared --no-checkout -- "$DAG" "$WORK/co"
     git -C "$WORK/co" -c advice.detachedHead=false checkout -q --detach "$(git -C "$DAG" rev-parse HEAD)"
+    rm -rf "$WORK/co"
 }
-time_ms() { local t0 t1; t0=$(now); "$@"; t1=$(now); echo $(((t1 - t0) / 1000)) | awk '{printf "%.1f\n", $1/1000}'; }
+time_ms() { local t0 t1; t0=$(now); "$@"; t1=$(now); awk -v d=$((t1 - t0)) 'BEGIN {printf "%.1f\n", d / 1e6}'; }
 
 log "warm-up: one run of each"
 run_andon
 run_make
-: >"$WORK/a.andon"; : >"$WORK/a.make"; : >"$WORK/a.checkout"
+for f in andon make json json_pipeline checkout; do : >"$WORK/a.$f"; done
 for r in $(seq "$ROUNDS"); do
-    a=$(time_ms run_andon); m=$(time_ms run_make); c=$(time_ms run_checkout)
-    echo "$a" >>"$WORK/a.andon"; echo "$m" >>"$WORK/a.make"; echo "$c" >>"$WORK/a.checkout"
-    log "round $r/$ROUNDS: andon run ${a} ms, make ${m} ms, checkout alone ${c} ms"
+    a=$(time_ms run_andon)
+    m=$(time_ms run_make)
+    j=$(time_ms run_andon_json)
+    p=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["duration_ms"])' "$WORK/andon.json")
+    c=$(time_ms run_checkout)
+    echo "$a" >>"$WORK/a.andon"; echo "$m" >>"$WORK/a.make"; echo "$j" >>"$WORK/a.json"
+    echo "$p" >>"$WORK/a.json_pipeline"; echo "$c" >>"$WORK/a.checkout"
+    log "round $r/$ROUNDS: andon run ${a} ms, make ${m} ms, andon run --json ${j} ms (pipeline ${p} ms), checkout+rm alone ${c} ms"
 done
 A_MS=$(median <"$WORK/a.andon")
 M_MS=$(median <"$WORK/a.make")
+J_MS=$(median <"$WORK/a.json")
+P_MS=$(median <"$WORK/a.json_pipeline")
 C_MS=$(median <"$WORK/a.checkout")
-RATIO=$(awk -v a="$A_MS" -v m="$M_MS" 'BEGIN {printf "%.2f", a / m}')
-RATIO_NOCO=$(awk -v a="$A_MS" -v m="$M_MS" -v c="$C_MS" 'BEGIN {printf "%.2f", (a - c) / m}')
-echo "(a) 200 jobs, width 8, ${ROUNDS} rounds: andon run -j 8 median ${A_MS} ms; make -j8 median ${M_MS} ms"
-echo "    checkout alone median ${C_MS} ms; andon without checkout / make: ${RATIO_NOCO}"
+ratio() { awk -v a="$1" -v m="$2" 'BEGIN {printf "%.2f", a / m}'; }
+RATIO=$(ratio "$A_MS" "$M_MS")
+echo "(a) 200 jobs, width 8, ${ROUNDS} rounds, medians (ms):"
+echo "    andon run -j 8 (wall)                       ${A_MS}"
+echo "    make -j8 (wall)                             ${M_MS}"
+echo "    andon run -j 8 --json (wall)                ${J_MS}"
+echo "      of which the pipeline (its duration_ms)   ${P_MS}"
+echo "      so outside the pipeline (start, git, checkout, cleanup)  $(awk -v a="$J_MS" -v p="$P_MS" 'BEGIN {printf "%.1f", a - p}')"
+echo "    checkout + removal alone (git clone --shared + checkout + rm -rf)  ${C_MS}"
+echo "    ratios to make: andon run $RATIO; without checkout $(ratio "$(awk -v a="$A_MS" -v c="$C_MS" 'BEGIN {print a - c}')" "$M_MS"); pipeline only $(ratio "$P_MS" "$M_MS")"
 
 # ---------------------------------------------------------------- (b) webhook latency
 log "standalone cost of the server's steps (median of $GIT_REPS)"

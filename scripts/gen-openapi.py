@@ -104,6 +104,112 @@ schemas = {
   "TokenCreated": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "role": {"type": "string"}, "environment": {"type": ["string", "null"]}, "token": {"type": "string"}}},
 }
 
+# --- feature flags (crates/andon-server/src/api/flags.rs, api/ofrep.rs) ---
+flag_key = P("key", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"})
+reason_body = lambda props, required: {"type": "object", "required": required + ["reason"], "additionalProperties": False,
+    "properties": {**props, "reason": {"type": "string", "minLength": 1, "description": "why; kept in the audit log"}}}
+changed = ref("FlagsChanged")
+paths.update({
+  "/api/v1/flags": {"get": op("Flags with their per-environment state (viewer)", "flags", 200, ref("FlagList"))},
+  "/api/v1/flags/{key}": {
+    "get": op("A flag, its schedule and its audit history (viewer)", "flags", 200, ref("FlagDetail"), params=[flag_key]),
+    "put": op("Create or replace a flag (developer); validated, 400 names the field", "flags", 200, changed,
+              body=reason_body({"flag": ref("Flag")}, ["flag"]), params=[flag_key]),
+    "delete": op("Delete a flag (developer); `reason` in the body or `?reason=`; 409 if others need it", "flags", 200, changed,
+                 params=[flag_key, query("reason", {"type": "string"})]),
+  },
+  "/api/v1/flags/{key}/kill": {"post": op("Kill switch: off in one environment, or all (developer)", "flags", 200, changed,
+      body=reason_body({"environment": {"type": "string"}}, []), params=[flag_key])},
+  "/api/v1/flags/{key}/rollout": {"post": op("Set an environment's rollout percentage (developer)", "flags", 200, changed,
+      body=reason_body({"environment": {"type": "string"}, "percentage": {"type": "number", "minimum": 0, "maximum": 100}}, ["environment", "percentage"]), params=[flag_key])},
+  "/api/v1/flags/{key}/schedule": {"post": op("Schedule a rollout change; applied by the server's scheduler (developer)", "flags", 201, changed,
+      body=reason_body({"at": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer", "description": "unix ms"}]},
+                        "environment": {"type": "string"}, "percentage": {"type": "number", "minimum": 0, "maximum": 100}}, ["at", "environment", "percentage"]),
+      params=[flag_key])},
+  "/api/v1/flags/segments/{name}": {
+    "put": op("Create or replace a segment (developer)", "flags", 200, changed, body=reason_body({"segment": ref("Segment")}, ["segment"]), params=[P("name")]),
+    "delete": op("Delete a segment (developer); 409 if rules use it", "flags", 200, changed, params=[P("name"), query("reason", {"type": "string"})]),
+  },
+  "/api/v1/flags/stale": {"get": op("Temporary flags serving one variant everywhere, unchanged for `days` (viewer)", "flags", 200,
+      {"type": "object", "properties": {"days": {"type": "integer"}, "flags": arr({"type": "object", "properties": {
+          "key": {"type": "string"}, "variant": {"type": "string"}, "value": {}, "unchanged_days": {"type": "integer"},
+          "last_evaluated_ms": {"type": "object", "additionalProperties": {"type": "integer"}}}})}},
+      params=[query("days", {"type": "integer", "minimum": 0, "default": 30})])},
+  "/api/v1/flags/snapshot": {"get": op("The flag set for in-process SDKs, restricted to the token's environment (or `?environment=`); ETag, 304", "flags", 200,
+      ref("FlagSet"), params=[query("environment", {"type": "string"})])},
+  "/api/v1/flags/apply": {"post": op("Flags as code: the document becomes the flags; the diff is returned, applied unless dry_run (developer)", "flags", 200,
+      {"allOf": [changed, {"type": "object", "properties": {"dry_run": {"type": "boolean"}, "applied": {"type": "boolean"}}}]},
+      body={"type": "object", "required": ["document"], "additionalProperties": False, "properties": {
+          "document": ref("FlagSet"), "dry_run": {"type": "boolean"}, "reason": {"type": "string", "description": "required unless dry_run"}}})},
+  "/api/v1/flags/import/unleash": {"post": op("Import an Unleash features document into one environment (developer)", "flags", 200,
+      {"allOf": [changed, {"type": "object", "properties": {"imported": arr({"type": "string"})}}]},
+      body={"type": "object", "required": ["document", "environment"], "additionalProperties": False, "properties": {
+          "document": {"description": "Unleash /api/client/features JSON, or a string of it"}, "environment": {"type": "string"},
+          "dry_run": {"type": "boolean"}, "reason": {"type": "string"}}})},
+  "/api/v1/flags/exposures": {"post": op("SDK report: evaluations, errors and outcomes per flag and variant; one flag_exposures event", "flags", 202,
+      body={"type": "object", "required": ["environment", "counts"], "additionalProperties": False, "properties": {
+          "environment": {"type": "string"},
+          "counts": {"type": "object", "maxProperties": 1000, "additionalProperties": {"type": "object", "maxProperties": 100, "additionalProperties": {
+              "type": "object", "properties": {"evaluations": {"type": "integer"}, "errors": {"type": "integer"}, "outcomes": {"type": "integer"}}}}}}})},
+})
+
+ofrep_note = ("OpenFeature Remote Evaluation Protocol, as its openapi.yaml (0.3.0) specifies. Auth: `Authorization: Bearer` or `X-API-Key`, any token. "
+              "Environment: the token's scope, else context attribute `environment`, else `production`. Reasons OFREP lacks are mapped "
+              "(DEFAULT -> UNKNOWN, PREREQUISITE_FAILED -> DISABLED) with the exact one in metadata.andonReason.")
+ofrep_item = {"type": "object", "required": ["key"], "properties": {"key": {"type": "string"}, "value": {}, "reason": {"type": "string"},
+    "variant": {"type": "string"}, "metadata": {"type": "object"}, "errorCode": {"type": "string"}, "errorDetails": {"type": "string"}}}
+ofrep_req = {"type": "object", "required": ["context"], "properties": {"context": {"type": "object", "additionalProperties": True,
+    "properties": {"targetingKey": {"type": "string"}, "environment": {"type": "string"}}}}}
+def ofrep_op(summary, ok_schema, extra_responses):
+    r = {"200": {"description": "evaluated", "content": {"application/json": {"schema": ok_schema}}},
+         "400": {"description": "PARSE_ERROR, INVALID_CONTEXT, TARGETING_KEY_MISSING or GENERAL", "content": {"application/json": {"schema": ofrep_item}}},
+         "401": {"description": "missing or invalid token"}, "403": {"description": "token scoped to another environment"},
+         "429": {"description": "too many failed authentications"}}
+    r.update(extra_responses)
+    return {"summary": summary, "description": ofrep_note, "tags": ["ofrep"], "security": [{"bearer": []}, {"apiKey": []}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": ofrep_req}}}, "responses": r}
+paths.update({
+  "/ofrep/v1/evaluate/flags/{key}": {"post": {**ofrep_op("OFREP: evaluate one flag", ofrep_item,
+      {"404": {"description": "FLAG_NOT_FOUND", "content": {"application/json": {"schema": ofrep_item}}}}), "parameters": [P("key")]}},
+  "/ofrep/v1/evaluate/flags": {"post": {**ofrep_op("OFREP: evaluate every flag (ETag; If-None-Match answers 304)",
+      {"type": "object", "required": ["flags"], "properties": {"flags": arr(ofrep_item), "eventStreams": arr({"type": "object"}), "metadata": {"type": "object"}}},
+      {"304": {"description": "not modified"}}),
+      "parameters": [{"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
+                     query("flagConfigEtag", {"type": "string"}), query("flagConfigLastModified", {"type": "string"})]}},
+  "/ofrep/v1/events": {"get": {"summary": "Flag change notifications (SSE, OFREP ADR-0008): `event: message`, `id: VERSION`, data `{type: refetchEvaluation, etag, lastModified}`; resumes from Last-Event-ID",
+      "tags": ["ofrep"], "security": [{"bearer": []}, {"apiKey": []}],
+      "responses": {"200": {"description": "an event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                    "401": {"description": "missing or invalid token"}}}},
+})
+
+schemas.update({
+  "Flag": {"type": "object", "description": "andon-flags' model (crates/andon-flags/src/model.rs)", "additionalProperties": False, "properties": {
+      "key": {"type": "string"}, "kind": {"type": "string", "enum": ["bool", "string", "number", "json"]}, "variants": {"type": "object"},
+      "description": {"type": "string"}, "owner": {"type": "string"}, "tags": arr({"type": "string"}), "temporary": {"type": "boolean"},
+      "environments": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+          "enabled": {"type": "boolean"}, "default_variant": {"type": "string"}, "off_variant": {"type": "string"},
+          "prerequisites": arr({"type": "object"}), "rules": arr({"type": "object"})}}}}},
+  "Segment": {"type": "object", "additionalProperties": False, "properties": {"description": {"type": "string"}, "conditions": arr({"type": "object"})}},
+  "FlagSet": {"type": "object", "additionalProperties": False, "properties": {
+      "flags": {"type": "object", "additionalProperties": ref("Flag")}, "segments": {"type": "object", "additionalProperties": ref("Segment")},
+      "schedule": arr({"type": "object", "required": ["at", "flag", "env", "set_rollout_percent"], "properties": {
+          "at": {"type": "integer"}, "flag": {"type": "string"}, "env": {"type": "string"}, "set_rollout_percent": {"type": "number"}}})}},
+  "FlagsChanged": {"type": "object", "properties": {"version": {"type": "integer", "description": "sequence number of the last flag event"},
+      "changes": arr({"type": "string", "description": "diff line, e.g. `~ flag checkout env production: enabled true -> false`"})},
+      "additionalProperties": True},
+  "FlagList": {"type": "object", "properties": {"version": {"type": "integer"}, "segments": arr({"type": "string"}), "flags": arr({"type": "object", "properties": {
+      "key": {"type": "string"}, "kind": {"type": "string"}, "temporary": {"type": "boolean"}, "scheduled": {"type": "integer"},
+      "last_changed_ms": {"type": ["integer", "null"]},
+      "environments": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+          "enabled": {"type": "boolean"}, "rules": {"type": "integer"}, "rollout": {"type": ["number", "null"]}, "default_variant": {"type": ["string", "null"]}}}}}})}},
+  "FlagDetail": {"type": "object", "properties": {"key": {"type": "string"}, "flag": ref("Flag"), "version": {"type": "integer"},
+      "schedule": arr({"type": "object", "properties": {"at": {"type": "integer"}, "env": {"type": "string"}, "percentage": {"type": "number"},
+          "reason": {"type": "string"}, "by": {"type": "string"}}}),
+      "history": arr({"type": "object", "properties": {"seq": {"type": "integer"}, "at_ms": {"type": "integer"}, "actor": {"type": "string"},
+          "reason": {"type": "string"}, "action": {"type": "string", "enum": ["created", "changed", "deleted"]}, "changes": arr({"type": "string"})}}),
+      "last_evaluated_ms": {"type": "object", "additionalProperties": {"type": "integer"}}}},
+})
+
 doc = {
   "openapi": "3.1.0",
   "info": {"title": "Andon API", "version": "1", "description": "Continuous delivery in one binary. Every /api/v1 call needs `Authorization: Bearer TOKEN`; errors are JSON `{\"error\": {\"code\", \"message\"}}`."},
@@ -111,7 +217,7 @@ doc = {
   "security": [{"bearer": []}],
   "paths": paths,
   "components": {
-    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}, "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
     "responses": {"Error": {"description": "an error", "content": {"application/json": {"schema": ref("Error")}}}},
     "schemas": schemas,
   },

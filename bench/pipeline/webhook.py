@@ -111,7 +111,8 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     server_log = open(os.path.join(a.work, "server.log"), "w")
     env = dict(os.environ, ANDON_ADMIN_TOKEN=TOKEN, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
-    server = subprocess.Popen([a.andon, "server", "--data", data, "--listen", f"127.0.0.1:{port}"],
+    server = subprocess.Popen([a.andon, "server", "--data", data, "--listen", f"127.0.0.1:{port}",
+                               "--no-router"],
                               env=env, stdout=server_log, stderr=subprocess.STDOUT,
                               start_new_session=True)
     try:
@@ -150,7 +151,9 @@ def stamps(path: str) -> dict:
 def drive(a, api: Api, repo: str, started: str, server) -> int:
     wait_for(lambda: healthy(api) or server.poll() is not None, 30, 0.05, "the server")
     if server.poll() is not None:
-        raise RuntimeError("andon server exited at start; see server.log")
+        with open(os.path.join(a.work, "server.log")) as f:
+            tail = f.read()[-3000:]
+        raise RuntimeError(f"andon server exited at start:\n{tail}")
     st, body = api.call("POST", "/api/v1/projects", {
         "name": "hook", "repo": os.path.abspath(repo), "poll": "0s", "webhook_secret": SECRET})
     assert st == 201, (st, body)

@@ -26,7 +26,11 @@ async fn main() -> ExitCode {
     match run().await {
         Ok((line, ok)) => {
             println!("{line}");
-            if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -56,7 +60,13 @@ async fn run() -> Result<(String, bool), common::Error> {
         return Err(format!("v1 did not deploy: {o:?}").into());
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(hammer(stack.router_url.clone(), 16, total, Duration::from_secs(300), stop.clone()));
+    let load = tokio::spawn(hammer(
+        stack.router_url.clone(),
+        16,
+        total,
+        Duration::from_secs(300),
+        stop.clone(),
+    ));
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     eprintln!("== v2: blue/green under load");
@@ -66,10 +76,20 @@ async fn run() -> Result<(String, bool), common::Error> {
     let started = Instant::now();
     let (id3, o3) = stack.release_and_wait(&canary, v3).await?;
     eprintln!("   {o3:?} after {:.1}s", started.elapsed().as_secs_f64());
-    if let Some(verdict) = stack.rec.events.lock().unwrap_or_else(|p| p.into_inner()).iter().rev().find_map(|(_, e)| match e {
-        andon_core::Event::JudgeVerdict { outcome, sentence, .. } if outcome == "fail" => Some(sentence.clone()),
-        _ => None,
-    }) {
+    if let Some(verdict) = stack
+        .rec
+        .events
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .rev()
+        .find_map(|(_, e)| match e {
+            andon_core::Event::JudgeVerdict {
+                outcome, sentence, ..
+            } if outcome == "fail" => Some(sentence.clone()),
+            _ => None,
+        })
+    {
         eprintln!("   judge: {verdict}");
     }
     let canary_pids = stack.rec.pids_of(id3);
@@ -99,11 +119,18 @@ async fn run() -> Result<(String, bool), common::Error> {
         failed += u64::from(fails);
     }
     eprintln!("   answers: {by:?}");
-    let rolled = if o3 == DeployOutcome::RolledBack { "rolled_back" } else { "not_rolled_back" };
+    let rolled = if o3 == DeployOutcome::RolledBack {
+        "rolled_back"
+    } else {
+        "not_rolled_back"
+    };
     let line = format!(
         "release-e2e failed_requests: {failed} of {}, bad_canary: {rolled}, leftover_instances: {leftover}",
         samples.len()
     );
-    let ok = failed == 0 && o3 == DeployOutcome::RolledBack && leftover == 0 && o == DeployOutcome::Succeeded;
+    let ok = failed == 0
+        && o3 == DeployOutcome::RolledBack
+        && leftover == 0
+        && o == DeployOutcome::Succeeded;
     Ok((line, ok))
 }

@@ -33,7 +33,10 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<String, common::Error> {
-    let rounds: u64 = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(25);
+    let rounds: u64 = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(25);
     let bin = sample_service_arg()?;
     let tmp = tempfile::tempdir()?;
     let stack = Stack::start(tmp.path()).await?;
@@ -50,7 +53,13 @@ async fn run() -> Result<String, common::Error> {
         return Err(format!("the stable version did not deploy: {o:?}").into());
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(hammer(stack.router_url.clone(), 8, 0, Duration::from_secs(900), stop.clone()));
+    let load = tokio::spawn(hammer(
+        stack.router_url.clone(),
+        8,
+        0,
+        Duration::from_secs(900),
+        stop.clone(),
+    ));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut ids = Vec::new();
     for round in 1..=rounds {
@@ -71,10 +80,15 @@ async fn run() -> Result<String, common::Error> {
         .iter()
         .filter(|s| matches!(s.answer, Answer::RouterError | Answer::ConnectionError))
         .count();
-    eprintln!("{} requests, {errors} router errors or connection errors", samples.len());
+    eprintln!(
+        "{} requests, {errors} router errors or connection errors",
+        samples.len()
+    );
     let mut times = Vec::new();
     for (i, id) in ids.iter().enumerate() {
-        let fail = rec.fail_verdict(*id).ok_or_else(|| format!("deploy {id}: no fail verdict"))?;
+        let fail = rec
+            .fail_verdict(*id)
+            .ok_or_else(|| format!("deploy {id}: no fail verdict"))?;
         // Until the next canary is requested: its traffic is not this round's.
         let end = ids.get(i + 1).and_then(|next| rec.requested_at(*next));
         let last_other = samples

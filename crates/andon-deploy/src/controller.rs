@@ -89,7 +89,12 @@ impl Inner {
     }
 
     async fn manifest(&self, digest: Digest) -> Result<Arc<Manifest>, DeployError> {
-        if let Some(m) = self.manifests.lock().unwrap_or_else(|p| p.into_inner()).get(&digest) {
+        if let Some(m) = self
+            .manifests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&digest)
+        {
             return Ok(m.clone());
         }
         let store = self.artifacts.clone();
@@ -149,7 +154,11 @@ impl Controller {
     /// folded into `deploys`: adopts live, healthy instances of each stable
     /// version, routes all traffic to them, rolls back any release that was
     /// in flight and stops everything else. Call once, before anything else.
-    pub async fn recover(&self, deploys: &Deploys, envs: &[EnvSpec]) -> Result<RecoveryReport, DeployError> {
+    pub async fn recover(
+        &self,
+        deploys: &Deploys,
+        envs: &[EnvSpec],
+    ) -> Result<RecoveryReport, DeployError> {
         crate::recover::recover(&self.inner, deploys, envs).await
     }
 
@@ -162,14 +171,18 @@ impl Controller {
 
     /// Pause, resume, promote or abort the release in flight. `Promote` on
     /// a frozen environment promotes the frozen canary.
-    pub async fn command(&self, project: &str, environment: &str, cmd: Command) -> Result<(), DeployError> {
-        let slot = self
-            .inner
-            .slot(project, environment)
-            .ok_or_else(|| DeployError::UnknownEnvironment {
+    pub async fn command(
+        &self,
+        project: &str,
+        environment: &str,
+        cmd: Command,
+    ) -> Result<(), DeployError> {
+        let slot = self.inner.slot(project, environment).ok_or_else(|| {
+            DeployError::UnknownEnvironment {
                 project: project.to_string(),
                 environment: environment.to_string(),
-            })?;
+            }
+        })?;
         if let Some(ctl) = slot.control() {
             let deploy_id = slot.inflight.borrow().unwrap_or_default();
             let env = slot.environment.clone();
@@ -217,7 +230,10 @@ impl Controller {
     pub async fn rollback_target(&self, project: &str, environment: &str) -> Option<Digest> {
         let slot = self.inner.slot(project, environment)?;
         if slot.inflight.borrow().is_some() {
-            return slot.state.try_lock().ok().and_then(|st| st.stable.as_ref().map(|g| g.version));
+            return *slot
+                .release_stable
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
         }
         let st = slot.state.lock().await;
         st.rollback_target()
@@ -239,7 +255,11 @@ impl Controller {
 
     /// Every instance running (or restarting), sorted by id.
     pub fn instances(&self) -> Vec<InstanceInfo> {
-        self.inner.all_instances().iter().map(|i| i.info()).collect()
+        self.inner
+            .all_instances()
+            .iter()
+            .map(|i| i.info())
+            .collect()
     }
 
     /// Re-hashes every instance directory against its artifact's manifest.

@@ -73,7 +73,11 @@ impl Manifest {
             let e = if kind.is_dir() {
                 Entry::Dir
             } else if kind.is_symlink() {
-                let target = entry.link_name().map_err(io)?.map(|t| t.into_owned()).unwrap_or_default();
+                let target = entry
+                    .link_name()
+                    .map_err(io)?
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
                 Entry::Link(target)
             } else {
                 let exec = entry.header().mode().map_err(io)? & 0o111 != 0;
@@ -164,7 +168,8 @@ mod tests {
         let src = tmp.path().join("src/app");
         std::fs::create_dir_all(src.join("bin")).unwrap();
         std::fs::write(src.join("bin/run"), b"#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(src.join("bin/run"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(src.join("bin/run"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
         std::fs::write(src.join("conf"), b"a=1\n").unwrap();
         let store = ArtifactStore::open(&tmp.path().join("artifacts")).unwrap();
         let digest = store.put_path(&src).unwrap();
@@ -176,9 +181,16 @@ mod tests {
 
         std::fs::write(inst.join("app/conf"), b"a=2\n").unwrap();
         std::fs::write(inst.join("app/extra"), b"x").unwrap();
-        std::fs::set_permissions(inst.join("app/bin/run"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(
+            inst.join("app/bin/run"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
         let d = m.compare(&inst).unwrap();
-        assert_eq!(d, "modified: app/bin/run; modified: app/conf; added: app/extra");
+        assert_eq!(
+            d,
+            "modified: app/bin/run; modified: app/conf; added: app/extra"
+        );
 
         std::fs::remove_file(inst.join("app/conf")).unwrap();
         assert!(m.compare(&inst).unwrap().contains("missing: app/conf"));

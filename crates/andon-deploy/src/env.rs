@@ -107,7 +107,11 @@ impl EnvState {
         if self.frozen.is_some() {
             return stable;
         }
-        self.good.iter().rev().find(|v| Some(**v) != stable).copied()
+        self.good
+            .iter()
+            .rev()
+            .find(|v| Some(**v) != stable)
+            .copied()
     }
 }
 
@@ -131,6 +135,8 @@ pub(crate) struct EnvSlot {
     pub(crate) task: Mutex<Option<JoinHandle<()>>>,
     /// Mirrors `state.frozen.is_some()` for checks that must not wait for the lock.
     pub(crate) frozen: AtomicBool,
+    /// The stable version while a release (which holds the state lock) runs.
+    pub(crate) release_stable: Mutex<Option<Digest>>,
 }
 
 impl EnvSlot {
@@ -144,10 +150,14 @@ impl EnvSlot {
             control: Mutex::new(None),
             task: Mutex::new(None),
             frozen: AtomicBool::new(false),
+            release_stable: Mutex::new(None),
         }
     }
 
     pub(crate) fn control(&self) -> Option<watch::Sender<Ctl>> {
-        self.control.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.control
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }

@@ -19,13 +19,25 @@ pub enum DeployError {
     #[error(
         "environment {project}/{environment} is frozen after a failed contract migration: promote or roll back first"
     )]
-    Frozen { project: String, environment: String },
+    Frozen {
+        project: String,
+        environment: String,
+    },
     #[error("environment {project}/{environment} has no deploy in flight")]
-    NoDeployInFlight { project: String, environment: String },
+    NoDeployInFlight {
+        project: String,
+        environment: String,
+    },
     #[error("environment {project}/{environment} has no version to roll back to")]
-    NothingToRollBack { project: String, environment: String },
+    NothingToRollBack {
+        project: String,
+        environment: String,
+    },
     #[error("environment {project}/{environment} is unknown to the controller")]
-    UnknownEnvironment { project: String, environment: String },
+    UnknownEnvironment {
+        project: String,
+        environment: String,
+    },
     #[error("environment {environment}: only `process` targets are supported by this controller")]
     UnsupportedTarget { environment: String },
     #[error("environment {environment}: secret `{name}` is listed in the target but has no value")]

@@ -119,7 +119,12 @@ impl Inner {
 
     /// Starts `count` more instances and waits for them; the message says
     /// why they are not serving.
-    pub(crate) async fn grow(&self, slot: &EnvSlot, group: &mut Group, count: usize) -> Result<(), String> {
+    pub(crate) async fn grow(
+        &self,
+        slot: &EnvSlot,
+        group: &mut Group,
+        count: usize,
+    ) -> Result<(), String> {
         let from = group.instances.len();
         self.launch(slot, group, count)
             .await
@@ -182,7 +187,10 @@ impl Inner {
                 return;
             }
             if Instant::now() >= deadline {
-                tracing::warn!(service, "drain timeout: stopping instances with requests in flight");
+                tracing::warn!(
+                    service,
+                    "drain timeout: stopping instances with requests in flight"
+                );
                 return;
             }
             tokio::time::sleep(DRAIN_POLL).await;
@@ -190,7 +198,13 @@ impl Inner {
     }
 
     /// Drains these roles, then stops the groups.
-    pub(crate) async fn retire(&self, service: &str, keys: &[(&str, Digest)], groups: Vec<Group>, reason: &str) {
+    pub(crate) async fn retire(
+        &self,
+        service: &str,
+        keys: &[(&str, Digest)],
+        groups: Vec<Group>,
+        reason: &str,
+    ) {
         self.drain(service, keys).await;
         let all = groups.into_iter().flat_map(|g| g.instances).collect();
         self.stop_all(all, reason).await;

@@ -109,7 +109,11 @@ impl Proc {
 
 impl Instance {
     /// Starts the process (the directory is already extracted) and its supervisor.
-    pub(crate) fn start(ctx: &Ctx, ident: Identity, launch: Launch) -> Result<Arc<Self>, DeployError> {
+    pub(crate) fn start(
+        ctx: &Ctx,
+        ident: Identity,
+        launch: Launch,
+    ) -> Result<Arc<Self>, DeployError> {
         let child = process::spawn(&launch)?;
         let inst = Self::new(ident, Status::default());
         let proc = Proc::Child(child);
@@ -209,13 +213,15 @@ impl Instance {
                 }
             }
         };
-        tokio::time::timeout(timeout, wait).await.unwrap_or_else(|_| {
-            Err(format!(
-                "instance {} not ready after {}",
-                self.ident.id,
-                andon_config::format_duration(timeout)
-            ))
-        })
+        tokio::time::timeout(timeout, wait)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "instance {} not ready after {}",
+                    self.ident.id,
+                    andon_config::format_duration(timeout)
+                ))
+            })
     }
 
     /// Stops the process group (SIGTERM, then SIGKILL after the grace
@@ -301,7 +307,10 @@ async fn supervise(ctx: Ctx, inst: Arc<Instance>, launch: Launch, mut proc: Proc
         ctx.observer.event(Event::InstanceStopped {
             environment: ident.environment.clone(),
             instance_id: ident.id.clone(),
-            reason: format!("crashed ({how}); restarting in {}", andon_config::format_duration(backoff)),
+            reason: format!(
+                "crashed ({how}); restarting in {}",
+                andon_config::format_duration(backoff)
+            ),
         });
         tracing::warn!(instance = %ident.id, %how, ?backoff, "instance crashed");
         // Wait out the backoff, then restart, until a start succeeds.

@@ -24,7 +24,7 @@
 //!   [`RollbackRequest`], [`Command`], [`DeployObserver`], reports).
 //! - `controller`: [`Controller`] and the state it shares with its tasks.
 //! - `release`: the release task and its strategies (`recreate`, `rolling`,
-//!   `blue_green`, `canary`), failure and freeze.
+//!   `blue_green`, `canary`); `release::fail`: rollback or freeze.
 //! - `rollback`: rollback by hand, end of the rollback window, leaving a freeze.
 //! - `recover`: rebuilding from the `Deploys` projection after a restart.
 //! - `groups`: starting, publishing, draining, stopping groups of instances.

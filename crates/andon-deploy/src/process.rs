@@ -30,8 +30,12 @@ pub(crate) struct Launch {
 /// ephemeral ports round-robin, so a collision is unlikely (and would show
 /// as an instance that never becomes ready).
 pub(crate) fn free_port() -> Result<u16, DeployError> {
-    let l = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(DeployError::io("127.0.0.1:0"))?;
-    let port = l.local_addr().map_err(DeployError::io("127.0.0.1:0"))?.port();
+    let l =
+        std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(DeployError::io("127.0.0.1:0"))?;
+    let port = l
+        .local_addr()
+        .map_err(DeployError::io("127.0.0.1:0"))?
+        .port();
     Ok(port)
 }
 
@@ -191,9 +195,20 @@ mod tests {
 
     #[test]
     fn controller_variables_win_over_declared_ones() {
-        let declared = BTreeMap::from([("PORT".to_string(), "1".to_string()), ("A".into(), "b".into())]);
+        let declared = BTreeMap::from([
+            ("PORT".to_string(), "1".to_string()),
+            ("A".into(), "b".into()),
+        ]);
         let secrets = BTreeMap::from([("TOKEN".to_string(), "s".to_string())]);
-        let env = instance_env(&declared, &secrets, 8080, "sha256:x", "i-1", "prod", Path::new("/tmp"));
+        let env = instance_env(
+            &declared,
+            &secrets,
+            8080,
+            "sha256:x",
+            "i-1",
+            "prod",
+            Path::new("/tmp"),
+        );
         assert_eq!(env["PORT"], "8080");
         assert_eq!(env["A"], "b");
         assert_eq!(env["TOKEN"], "s");

@@ -92,7 +92,12 @@ async fn recover_env(
         .and_then(|v| v.stable.as_deref())
         .and_then(|s| s.parse().ok());
     st.good = view
-        .map(|v| v.good_versions.iter().filter_map(|g| g.parse().ok()).collect())
+        .map(|v| {
+            v.good_versions
+                .iter()
+                .filter_map(|g| g.parse().ok())
+                .collect()
+        })
         .unwrap_or_default();
     let stable_deploy = stable
         .and_then(|s| {
@@ -110,7 +115,10 @@ async fn recover_env(
     // 1. Adopt what is alive and healthy; everything else is doomed.
     let mut adopted: Vec<(&InstanceView, SocketAddr, i32)> = Vec::new();
     let mut doomed = Vec::new();
-    for inst in view.map(|v| v.instances.values().collect::<Vec<_>>()).unwrap_or_default() {
+    for inst in view
+        .map(|v| v.instances.values().collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
         let dir = base.join(&inst.id);
         let addr: Option<SocketAddr> = inst.addr.parse().ok();
         let is_stable = stable.is_some_and(|s| s.to_string() == inst.version);
@@ -181,7 +189,9 @@ async fn recover_env(
                 Err(why) => {
                     tracing::error!(environment = %slot.service, %why, "cannot start stable instances during recovery");
                     let failed = g.instances.split_off(from);
-                    inner.stop_all(failed, "could not start during recovery").await;
+                    inner
+                        .stop_all(failed, "could not start during recovery")
+                        .await;
                 }
             }
         }
@@ -192,7 +202,12 @@ async fn recover_env(
     match &group {
         Some(g) if !g.instances.is_empty() => {
             inner
-                .publish(&slot, &reach, stable_deploy, &[role(routes::STABLE, g, 100)])
+                .publish(
+                    &slot,
+                    &reach,
+                    stable_deploy,
+                    &[role(routes::STABLE, g, 100)],
+                )
                 .await?;
         }
         _ => {
@@ -204,7 +219,8 @@ async fn recover_env(
 
     // 3. The release that was in flight.
     if let Some(id) = view.and_then(|v| v.current_deploy) {
-        let reason = "interrupted by a controller restart; traffic returned to the stable version".to_string();
+        let reason = "interrupted by a controller restart; traffic returned to the stable version"
+            .to_string();
         inner.emit(Event::DeployFinished {
             project: spec.project.clone(),
             environment: env.name.clone(),
@@ -278,7 +294,12 @@ fn unlogged_pids(base: &std::path::Path, known: &BTreeSet<&str>) -> Vec<Doomed> 
 
 /// Stops doomed processes (only if they still run in their instance
 /// directory: a pid from the log may have been reused), removes their files.
-async fn kill(inner: &Arc<Inner>, environment: &str, doomed: Vec<Doomed>, report: &mut RecoveryReport) {
+async fn kill(
+    inner: &Arc<Inner>,
+    environment: &str,
+    doomed: Vec<Doomed>,
+    report: &mut RecoveryReport,
+) {
     let base = inner.env_dir(environment);
     let grace = inner.cfg.stop_timeout;
     let mut set = tokio::task::JoinSet::new();
@@ -325,7 +346,9 @@ async fn remove_leftover_dirs(inner: &Arc<Inner>, slot: &EnvSlot) {
         .map(|i| i.ident.id.clone())
         .collect();
     let _ = tokio::task::spawn_blocking(move || {
-        let Ok(entries) = std::fs::read_dir(&base) else { return };
+        let Ok(entries) = std::fs::read_dir(&base) else {
+            return;
+        };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if e.path().is_dir() && !live.contains(&name) {

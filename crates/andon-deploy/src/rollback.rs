@@ -29,13 +29,16 @@ fn unknown(slot: &EnvSlot) -> DeployError {
 /// is still warm. A release in flight is aborted first (it goes back to its
 /// stable version by itself); a frozen one is rolled back because a person
 /// decided to.
-pub(crate) async fn rollback(inner: &Arc<Inner>, req: RollbackRequest) -> Result<Digest, DeployError> {
-    let slot = inner
-        .slot(&req.project, &req.environment)
-        .ok_or_else(|| DeployError::UnknownEnvironment {
+pub(crate) async fn rollback(
+    inner: &Arc<Inner>,
+    req: RollbackRequest,
+) -> Result<Digest, DeployError> {
+    let slot = inner.slot(&req.project, &req.environment).ok_or_else(|| {
+        DeployError::UnknownEnvironment {
             project: req.project.clone(),
             environment: req.environment.clone(),
-        })?;
+        }
+    })?;
     let aborted = match slot.control() {
         Some(ctl) => {
             ctl.send_modify(|c| c.abort = true);
@@ -45,7 +48,11 @@ pub(crate) async fn rollback(inner: &Arc<Inner>, req: RollbackRequest) -> Result
     };
     let _ = slot.inflight.subscribe().wait_for(Option::is_none).await;
     let mut st = slot.state.lock().await;
-    let reach = st.config.as_ref().map(Reach::of).ok_or_else(|| unknown(&slot))?;
+    let reach = st
+        .config
+        .as_ref()
+        .map(Reach::of)
+        .ok_or_else(|| unknown(&slot))?;
     let current = st.stable.clone();
     let target = if aborted {
         req.to.or(current.as_ref().map(|g| g.version))
@@ -95,12 +102,20 @@ pub(crate) async fn rollback(inner: &Arc<Inner>, req: RollbackRequest) -> Result
         }
     };
     if let Some(g) = &new_stable
-        && let Err(e) = inner.publish(&slot, &reach, req.deploy_id, &[role(STABLE, g, 100)]).await
+        && let Err(e) = inner
+            .publish(&slot, &reach, req.deploy_id, &[role(STABLE, g, 100)])
+            .await
     {
         if !same {
             inner.stop_all(g.instances.clone(), "rollback failed").await;
         }
-        finish(inner, &slot, req.deploy_id, DeployOutcome::Failed, &crate::error::chain(&e));
+        finish(
+            inner,
+            &slot,
+            req.deploy_id,
+            DeployOutcome::Failed,
+            &crate::error::chain(&e),
+        );
         return Err(e);
     }
     if !same && let Some(old) = current {
@@ -125,7 +140,13 @@ pub(crate) async fn rollback(inner: &Arc<Inner>, req: RollbackRequest) -> Result
     let why = format!("rolled back by deploy {}", req.deploy_id);
     inner.retire(&slot.service, &keys, retired, &why).await;
     let detail = format!("traffic back on {}", crate::release::short(&target));
-    finish(inner, &slot, req.deploy_id, DeployOutcome::Succeeded, &detail);
+    finish(
+        inner,
+        &slot,
+        req.deploy_id,
+        DeployOutcome::Succeeded,
+        &detail,
+    );
     inner.ctx.observer.notify(
         &format!("{}/{}: rolled back", slot.project, slot.environment),
         &detail,
@@ -164,7 +185,10 @@ fn finish(inner: &Inner, slot: &EnvSlot, deploy_id: u64, outcome: DeployOutcome,
 }
 
 /// `promote` on a frozen environment: the person chose to go forward.
-pub(crate) async fn promote_frozen(inner: &Arc<Inner>, slot: &Arc<EnvSlot>) -> Result<(), DeployError> {
+pub(crate) async fn promote_frozen(
+    inner: &Arc<Inner>,
+    slot: &Arc<EnvSlot>,
+) -> Result<(), DeployError> {
     let mut st = slot.state.lock().await;
     let Some(f) = st.frozen.take() else {
         return Err(DeployError::NoDeployInFlight {
@@ -172,7 +196,11 @@ pub(crate) async fn promote_frozen(inner: &Arc<Inner>, slot: &Arc<EnvSlot>) -> R
             environment: slot.environment.clone(),
         });
     };
-    let reach = st.config.as_ref().map(Reach::of).ok_or_else(|| unknown(slot))?;
+    let reach = st
+        .config
+        .as_ref()
+        .map(Reach::of)
+        .ok_or_else(|| unknown(slot))?;
     let mut canary = f.canary;
     let n = usize::try_from(canary.launch.target.instances.max(1)).unwrap_or(1);
     let missing = n.saturating_sub(canary.instances.len());
@@ -212,7 +240,13 @@ pub(crate) async fn promote_frozen(inner: &Arc<Inner>, slot: &Arc<EnvSlot>) -> R
     st.launches.insert(canary.version, canary.launch.clone());
     let why = format!("replaced by deploy {}", f.deploy_id);
     inner.retire(&slot.service, &keys, retired, &why).await;
-    finish(inner, slot, f.deploy_id, DeployOutcome::Succeeded, "promoted by hand after a freeze");
+    finish(
+        inner,
+        slot,
+        f.deploy_id,
+        DeployOutcome::Succeeded,
+        "promoted by hand after a freeze",
+    );
     Ok(())
 }
 
@@ -226,7 +260,11 @@ pub(crate) fn schedule_warm_end(
     tokio::spawn(async move {
         tokio::time::sleep(after).await;
         let mut st = slot.state.lock().await;
-        if st.warm.as_ref().is_some_and(|w| w.until_deploy == deploy_id) {
+        if st
+            .warm
+            .as_ref()
+            .is_some_and(|w| w.until_deploy == deploy_id)
+        {
             end_warm(&inner, &slot, &mut st, false).await;
         }
     })
@@ -234,8 +272,15 @@ pub(crate) fn schedule_warm_end(
 
 /// Stops blue kept warm after a blue/green switch. `abort_timer` is false
 /// when called from the timer itself (a task must not abort itself).
-pub(crate) async fn end_warm(inner: &Arc<Inner>, slot: &EnvSlot, st: &mut EnvState, abort_timer: bool) {
-    let Some(mut warm) = st.warm.take() else { return };
+pub(crate) async fn end_warm(
+    inner: &Arc<Inner>,
+    slot: &EnvSlot,
+    st: &mut EnvState,
+    abort_timer: bool,
+) {
+    let Some(mut warm) = st.warm.take() else {
+        return;
+    };
     if let Some(t) = warm.timer.take()
         && abort_timer
     {
@@ -251,6 +296,11 @@ pub(crate) async fn end_warm(inner: &Arc<Inner>, slot: &EnvSlot, st: &mut EnvSta
     let v = warm.group.version;
     let keys = [(PREVIOUS, v), (STABLE, v)];
     inner
-        .retire(&slot.service, &keys, vec![warm.group], "rollback window ended")
+        .retire(
+            &slot.service,
+            &keys,
+            vec![warm.group],
+            "rollback window ended",
+        )
         .await;
 }

@@ -68,7 +68,8 @@ impl Stats {
 
     /// Whether `role` with `version` is still in the router's current table.
     pub(crate) fn is_live(&self, service: &str, role: &str, version: &str) -> bool {
-        self.live(service, role).is_some_and(|c| c.version == version)
+        self.live(service, role)
+            .is_some_and(|c| c.version == version)
     }
 }
 
@@ -178,7 +179,10 @@ impl RouterApi {
         }
         Err(PutError::Other(self.err(
             "/routes",
-            format!("answered {status}: {}", body.chars().take(300).collect::<String>()),
+            format!(
+                "answered {status}: {}",
+                body.chars().take(300).collect::<String>()
+            ),
         )))
     }
 

@@ -252,10 +252,19 @@ mod tests {
         let catch_alls: Vec<_> = t.routes.iter().filter(|r| is_catch_all(r)).collect();
         assert_eq!(catch_alls.len(), 1);
         assert_eq!(catch_alls[0].service, "p/production");
-        assert!(t.routes.iter().any(|r| r.host.as_deref() == Some("shop.example")));
+        assert!(
+            t.routes
+                .iter()
+                .any(|r| r.host.as_deref() == Some("shop.example"))
+        );
         // Re-sending staging does not steal it back.
         let t = edit(&t, "p/staging", Some(one(STABLE, 100)), &staging);
-        assert!(t.routes.iter().filter(|r| is_catch_all(r)).all(|r| r.service == "p/production"));
+        assert!(
+            t.routes
+                .iter()
+                .filter(|r| is_catch_all(r))
+                .all(|r| r.service == "p/production")
+        );
         let t = edit(&t, "p/production", None, &prod);
         assert!(!t.services.contains_key("p/production"));
         assert!(t.routes.iter().all(|r| r.service != "p/production"));

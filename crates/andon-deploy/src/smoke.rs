@@ -23,7 +23,13 @@ pub(crate) const SMOKE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Runs `command` with `sh -c` in `dir` (an instance directory of the new
 /// version, so a script shipped in the artifact can be run). The error is a
 /// sentence with the tail of its output.
-pub(crate) async fn run(command: &str, dir: &Path, router_url: &str, role: &str, timeout: Duration) -> Result<(), String> {
+pub(crate) async fn run(
+    command: &str,
+    dir: &Path,
+    router_url: &str,
+    role: &str,
+    timeout: Duration,
+) -> Result<(), String> {
     let mut cmd = tokio::process::Command::new("sh");
     cmd.arg("-c")
         .arg(command)
@@ -42,14 +48,24 @@ pub(crate) async fn run(command: &str, dir: &Path, router_url: &str, role: &str,
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let child = cmd.spawn().map_err(|e| format!("cannot start `{command}`: {e}"))?;
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start `{command}`: {e}"))?;
     let pgid = child.id().and_then(|p| i32::try_from(p).ok());
     match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(Ok(out)) if out.status.success() => Ok(()),
         Ok(Ok(out)) => {
             let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
             text.push_str(&String::from_utf8_lossy(&out.stdout));
-            let tail: String = text.trim().chars().rev().take(300).collect::<Vec<_>>().into_iter().rev().collect();
+            let tail: String = text
+                .trim()
+                .chars()
+                .rev()
+                .take(300)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             let tail = tail.replace('\n', " | ");
             if tail.is_empty() {
                 Err(format!("`{command}` {}", out.status))
@@ -78,12 +94,34 @@ mod tests {
     async fn the_script_sees_the_router_and_the_header_and_failures_say_why() {
         let dir = tempfile::tempdir().unwrap();
         let ok = r#"test "$ANDON_URL" = http://r:1 && test "$ANDON_VERSION_HEADER" = x-andon-version && test "$ANDON_VERSION" = green"#;
-        run(ok, dir.path(), "http://r:1/", "green", Duration::from_secs(10)).await.unwrap();
-        let e = run("echo broken >&2; exit 3", dir.path(), "http://r:1", "green", Duration::from_secs(10))
-            .await
-            .unwrap_err();
+        run(
+            ok,
+            dir.path(),
+            "http://r:1/",
+            "green",
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        let e = run(
+            "echo broken >&2; exit 3",
+            dir.path(),
+            "http://r:1",
+            "green",
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_err();
         assert!(e.contains("exit status: 3") && e.contains("broken"), "{e}");
-        let e = run("sleep 5", dir.path(), "http://r:1", "green", Duration::from_millis(100)).await.unwrap_err();
+        let e = run(
+            "sleep 5",
+            dir.path(),
+            "http://r:1",
+            "green",
+            Duration::from_millis(100),
+        )
+        .await
+        .unwrap_err();
         assert!(e.contains("did not finish"), "{e}");
     }
 }

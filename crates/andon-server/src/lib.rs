@@ -12,6 +12,10 @@
 //! - `watcher` and `repo`: the mirror of each watched repository, polled.
 //! - `logs`: job logs on disk and live.
 //! - `metrics`: `/metrics` computed from the projections.
+//! - `flow`: the cord, DORA, incidents and boards of `andon-flow` as
+//!   projections, and the events they append; `notify`: webhook delivery.
+//! - `flags`: feature flags folded from the log, served by `api::flags`
+//!   (management) and `api::ofrep` (OFREP evaluation, change streams).
 //!
 //! Invariant: only this crate knows HTTP and JSON wire types.
 
@@ -19,8 +23,11 @@ mod api;
 mod auth;
 mod deploy;
 mod error;
+mod flags;
+mod flow;
 mod logs;
 mod metrics;
+mod notify;
 mod pipeline;
 mod repo;
 mod state;
@@ -155,6 +162,9 @@ impl Server {
         let worker = tokio::spawn(pipeline::worker(self.state.clone(), self.queue));
         let watcher = tokio::spawn(watcher::run(self.state.clone()));
         let releases = tokio::spawn(release_upkeep(self.state.clone()));
+        let notifier = tokio::spawn(notify::run(self.state.clone()));
+        let flag_scheduler = tokio::spawn(flags::scheduler(self.state.clone()));
+        let shutdown = flags::closing(self.state.clone(), shutdown);
         let app = api::router(self.state.clone())
             .into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(listener, app)
@@ -164,6 +174,8 @@ impl Server {
         worker.abort();
         watcher.abort();
         releases.abort();
+        notifier.abort();
+        flag_scheduler.abort();
         if let Some(ctl) = self.state.controller.get() {
             // Instances keep serving through a control-plane restart; the
             // next start adopts them.

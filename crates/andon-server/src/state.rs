@@ -23,6 +23,8 @@ pub(crate) struct Views {
     pub(crate) last_seq: u64,
     /// The id the next `IncidentOpened` gets.
     pub(crate) next_incident_id: u64,
+    /// The cord, DORA, incidents, boards and notification attempts.
+    pub(crate) flow: crate::flow::FlowViews,
 }
 
 impl Views {
@@ -30,6 +32,7 @@ impl Views {
         self.runs.apply(env);
         self.projects.apply(env);
         self.deploys.apply(env);
+        self.flow.apply(env);
         if let Event::IncidentOpened { incident_id, .. } = &env.event {
             self.next_incident_id = self.next_incident_id.max(incident_id + 1);
         }
@@ -51,6 +54,8 @@ pub(crate) struct AppState {
     pub(crate) cancels: Mutex<HashMap<u64, CancellationToken>>,
     pub(crate) parallelism: usize,
     pub(crate) auth: crate::auth::AuthCache,
+    /// Feature flags: folded here too, published for lock-free evaluation.
+    pub(crate) flags: crate::flags::FlagHub,
     /// The release controller, when a router is configured. Set once after
     /// the state exists, because its observer holds a weak reference to it.
     pub(crate) controller: std::sync::OnceLock<andon_deploy::Controller>,
@@ -71,6 +76,7 @@ impl AppState {
             next_incident_id: 1,
             ..Views::default()
         };
+        let flags = crate::flags::FlagHub::default();
         let mut after = 0;
         loop {
             let batch = parts.store.read(after, 10_000)?;
@@ -79,11 +85,13 @@ impl AppState {
             for env in &batch {
                 views.apply(env);
             }
+            flags.apply(&batch);
         }
         let (bus, _) = broadcast::channel(4096);
         Ok(AppState {
             logs: LogHub::new(parts.data_dir.join("logs")),
             auth: crate::auth::AuthCache::default(),
+            flags,
             store: parts.store,
             views: RwLock::new(views),
             append_lock: Mutex::new(()),
@@ -130,10 +138,13 @@ impl AppState {
                 views.apply(env);
             }
         }
+        self.flags.apply(&envs);
         for env in &envs {
             // No subscribers is fine: nobody is watching.
             let _ = self.bus.send(Arc::new(env.clone()));
         }
+        // The cord and the board answer with events of their own.
+        crate::flow::after_append(self, &envs);
         Ok(out)
     }
 

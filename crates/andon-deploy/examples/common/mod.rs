@@ -21,7 +21,10 @@ pub(crate) fn sample_service_arg() -> Result<PathBuf, Error> {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         if a == "--sample-service" {
-            return args.next().map(PathBuf::from).ok_or_else(|| "--sample-service needs a path".into());
+            return args
+                .next()
+                .map(PathBuf::from)
+                .ok_or_else(|| "--sample-service needs a path".into());
         }
     }
     std::env::var_os("SAMPLE_SERVICE_BIN")
@@ -42,7 +45,10 @@ pub(crate) struct Recorder {
 
 impl DeployObserver for Recorder {
     fn event(&self, e: Event) {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).push((Instant::now(), e));
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((Instant::now(), e));
     }
     fn notify(&self, title: &str, detail: &str) {
         self.notes
@@ -57,47 +63,81 @@ impl DeployObserver for Recorder {
 
 impl Recorder {
     pub(crate) fn finished(&self, deploy_id: u64) -> Option<DeployOutcome> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).iter().find_map(|(_, e)| match e {
-            Event::DeployFinished { deploy_id: d, outcome, .. } if *d == deploy_id => Some(*outcome),
-            _ => None,
-        })
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find_map(|(_, e)| match e {
+                Event::DeployFinished {
+                    deploy_id: d,
+                    outcome,
+                    ..
+                } if *d == deploy_id => Some(*outcome),
+                _ => None,
+            })
     }
 
     /// When the judge failed `deploy_id`.
     pub(crate) fn fail_verdict(&self, deploy_id: u64) -> Option<Instant> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).iter().find_map(|(t, e)| match e {
-            Event::JudgeVerdict { deploy_id: d, outcome, .. } if *d == deploy_id && outcome == "fail" => Some(*t),
-            _ => None,
-        })
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find_map(|(t, e)| match e {
+                Event::JudgeVerdict {
+                    deploy_id: d,
+                    outcome,
+                    ..
+                } if *d == deploy_id && outcome == "fail" => Some(*t),
+                _ => None,
+            })
     }
 
     /// When the request of `deploy_id` was recorded.
     pub(crate) fn requested_at(&self, deploy_id: u64) -> Option<Instant> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).iter().find_map(|(t, e)| match e {
-            Event::DeployRequested { deploy_id: d, .. } if *d == deploy_id => Some(*t),
-            _ => None,
-        })
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find_map(|(t, e)| match e {
+                Event::DeployRequested { deploy_id: d, .. } if *d == deploy_id => Some(*t),
+                _ => None,
+            })
     }
 
     pub(crate) fn pids_of(&self, deploy_id: u64) -> Vec<i32> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).iter().filter_map(|(_, e)| match e {
-            Event::InstanceStarted { deploy_id: d, pid, .. } if *d == deploy_id => *pid,
-            _ => None,
-        }).collect()
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::InstanceStarted {
+                    deploy_id: d, pid, ..
+                } if *d == deploy_id => *pid,
+                _ => None,
+            })
+            .collect()
     }
 
     pub(crate) fn all_pids(&self) -> Vec<i32> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).iter().filter_map(|(_, e)| match e {
-            Event::InstanceStarted { pid, .. } => *pid,
-            _ => None,
-        }).collect()
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::InstanceStarted { pid, .. } => *pid,
+                _ => None,
+            })
+            .collect()
     }
 }
 
 /// Whether a process runs (zombies do not count).
 pub(crate) fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        let state = stat.rfind(')').and_then(|i| stat[i + 1..].trim_start().chars().next());
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].trim_start().chars().next());
         !matches!(state, Some('Z') | Some('X') | None)
     })
 }
@@ -161,7 +201,11 @@ impl Stack {
     }
 
     /// Starts a release (after "appending" its request, as the server does).
-    pub(crate) async fn deploy(&self, env: &andon_config::Environment, version: Digest) -> Result<u64, Error> {
+    pub(crate) async fn deploy(
+        &self,
+        env: &andon_config::Environment,
+        version: Digest,
+    ) -> Result<u64, Error> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.rec.event(Event::DeployRequested {
             project: "shop".into(),
@@ -194,9 +238,12 @@ impl Stack {
         version: Digest,
     ) -> Result<(u64, DeployOutcome), Error> {
         let id = self.deploy(env, version).await?;
-        tokio::time::timeout(Duration::from_secs(120), self.ctl.wait_idle("shop", &env.name))
-            .await
-            .map_err(|_| "release did not finish within 2 minutes")?;
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            self.ctl.wait_idle("shop", &env.name),
+        )
+        .await
+        .map_err(|_| "release did not finish within 2 minutes")?;
         let outcome = self.rec.finished(id).ok_or("no DeployFinished")?;
         Ok((id, outcome))
     }
@@ -213,7 +260,11 @@ impl Stack {
 }
 
 /// The `production` environment of an `andon.yaml` with this strategy and judge.
-pub(crate) fn environment(instances: u32, strategy: &str, judge: &str) -> Result<andon_config::Environment, Error> {
+pub(crate) fn environment(
+    instances: u32,
+    strategy: &str,
+    judge: &str,
+) -> Result<andon_config::Environment, Error> {
     let yaml = format!(
         r#"
 pipeline:
@@ -237,7 +288,10 @@ environments:
 "#
     );
     let cfg = andon_config::parse("andon.yaml", &yaml).map_err(|e| e.to_string())?;
-    cfg.environments.into_iter().next().ok_or_else(|| "no environment".into())
+    cfg.environments
+        .into_iter()
+        .next()
+        .ok_or_else(|| "no environment".into())
 }
 
 /// Who answered a request.
@@ -253,10 +307,15 @@ pub(crate) enum Answer {
     ConnectionError,
 }
 
-pub(crate) const ROLES: [&str; 7] = ["stable", "canary", "baseline", "green", "previous", "next", ""];
+pub(crate) const ROLES: [&str; 7] = [
+    "stable", "canary", "baseline", "green", "previous", "next", "",
+];
 
 fn role_index(name: &str) -> u8 {
-    ROLES.iter().position(|r| *r == name).unwrap_or(ROLES.len() - 1) as u8
+    ROLES
+        .iter()
+        .position(|r| *r == name)
+        .unwrap_or(ROLES.len() - 1) as u8
 }
 
 /// One request: when it was sent, who answered.

@@ -9,7 +9,11 @@ use crate::groups::role;
 use crate::release::{Halt, Held, Release, first};
 use crate::routes::{GREEN, PREVIOUS, STABLE};
 
-pub(super) async fn run(rel: &mut Release, st: &mut EnvState, smoke_for: Option<Duration>) -> Result<(), Halt> {
+pub(super) async fn run(
+    rel: &mut Release,
+    st: &mut EnvState,
+    smoke_for: Option<Duration>,
+) -> Result<(), Halt> {
     let Some(blue) = st.stable.clone() else {
         return first(rel, st).await;
     };
@@ -17,7 +21,8 @@ pub(super) async fn run(rel: &mut Release, st: &mut EnvState, smoke_for: Option<
     let g = rel.add_group(GREEN, rel.req.version, rel.launch.clone());
     rel.grow(&[(g, n)]).await?;
     rel.checkpoint()?;
-    rel.publish(&[role(STABLE, &blue, 100), role(GREEN, rel.group(g), 0)]).await?;
+    rel.publish(&[role(STABLE, &blue, 100), role(GREEN, rel.group(g), 0)])
+        .await?;
     rel.smoke(GREEN, g).await?;
     if let Some(d) = smoke_for
         && rel.hold(d).await? == Held::Promoted
@@ -29,15 +34,23 @@ pub(super) async fn run(rel: &mut Release, st: &mut EnvState, smoke_for: Option<
     if window.is_zero() {
         rel.publish(&[role(STABLE, rel.group(g), 100)]).await?;
     } else {
-        rel.publish(&[role(PREVIOUS, &blue, 0), role(STABLE, rel.group(g), 100)]).await?;
+        rel.publish(&[role(PREVIOUS, &blue, 0), role(STABLE, rel.group(g), 100)])
+            .await?;
     }
     st.stable = Some(rel.take(g));
     if window.is_zero() {
         let keys = [(STABLE, blue.version), (PREVIOUS, blue.version)];
         let why = format!("replaced by deploy {}", rel.req.deploy_id);
-        rel.inner.retire(&rel.slot.service, &keys, vec![blue], &why).await;
+        rel.inner
+            .retire(&rel.slot.service, &keys, vec![blue], &why)
+            .await;
     } else {
-        let timer = crate::rollback::schedule_warm_end(rel.inner.clone(), rel.slot.clone(), window, rel.req.deploy_id);
+        let timer = crate::rollback::schedule_warm_end(
+            rel.inner.clone(),
+            rel.slot.clone(),
+            window,
+            rel.req.deploy_id,
+        );
         st.warm = Some(Warm {
             group: blue,
             timer: Some(timer),

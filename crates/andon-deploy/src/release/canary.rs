@@ -86,9 +86,15 @@ impl Watch {
             }
         };
         let service = &rel.slot.service;
-        let canary = stats.live(service, CANARY).map(|c| c.stats).unwrap_or_default();
+        let canary = stats
+            .live(service, CANARY)
+            .map(|c| c.stats)
+            .unwrap_or_default();
         let baseline = if compare {
-            stats.live(service, BASELINE).map(|c| c.stats).unwrap_or_default()
+            stats
+                .live(service, BASELINE)
+                .map(|c| c.stats)
+                .unwrap_or_default()
         } else {
             VersionStats::default()
         };
@@ -103,7 +109,9 @@ impl Watch {
         let Some((c, b)) = Self::counters(rel, self.compare).await else {
             return Ok(());
         };
-        let Some(judge) = &mut self.judge else { return Ok(()) };
+        let Some(judge) = &mut self.judge else {
+            return Ok(());
+        };
         let v = judge.observe(&minus(&c, &self.origin.0), &minus(&b, &self.origin.1));
         if self.last != Some(v.outcome) {
             self.last = Some(v.outcome);
@@ -121,13 +129,21 @@ impl Watch {
     }
 }
 
-pub(super) async fn run(rel: &mut Release, st: &mut EnvState, steps: &[CanaryStep]) -> Result<(), Halt> {
+pub(super) async fn run(
+    rel: &mut Release,
+    st: &mut EnvState,
+    steps: &[CanaryStep],
+) -> Result<(), Halt> {
     let Some(stable) = st.stable.clone() else {
         // Nothing to compare with: the first release just starts.
         return first(rel, st).await;
     };
     let rules = rel.env().judge.clone();
-    let judge = rules.as_ref().map(|r| Judge::new(judge_config(r))).transpose().map_err(|e| Halt::Error(e.into()))?;
+    let judge = rules
+        .as_ref()
+        .map(|r| Judge::new(judge_config(r)))
+        .transpose()
+        .map_err(|e| Halt::Error(e.into()))?;
     let compare = judge.is_some() && rules.as_ref().is_some_and(|r| r.compare_to_baseline);
     let n = rel.n();
     let first_weight = steps.first().map_or(100, |s| s.weight);
@@ -185,7 +201,9 @@ pub(super) async fn run(rel: &mut Release, st: &mut EnvState, steps: &[CanarySte
     }
     st.stable = Some(promoted);
     let why = format!("replaced by deploy {}", rel.req.deploy_id);
-    rel.inner.retire(&rel.slot.service, &keys, retired, &why).await;
+    rel.inner
+        .retire(&rel.slot.service, &keys, retired, &why)
+        .await;
     Ok(())
 }
 

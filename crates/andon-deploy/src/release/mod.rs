@@ -10,6 +10,7 @@
 
 mod blue_green;
 mod canary;
+mod fail;
 mod recreate;
 mod rolling;
 
@@ -26,7 +27,7 @@ use tokio::time::Instant;
 use crate::api::DeployRequest;
 use crate::controller::Inner;
 use crate::env::{Ctl, EnvSlot, EnvState, Group, LaunchSpec};
-use crate::error::{self, DeployError};
+use crate::error::DeployError;
 use crate::groups::role;
 use crate::routes::{Reach, Role, STABLE};
 use crate::smoke;
@@ -66,7 +67,11 @@ pub(crate) async fn start(inner: &Arc<Inner>, req: DeployRequest) -> Result<(), 
             environment: env.name.clone(),
         });
     };
-    if let Some(name) = target.secrets.iter().find(|n| !req.secrets.contains_key(*n)) {
+    if let Some(name) = target
+        .secrets
+        .iter()
+        .find(|n| !req.secrets.contains_key(*n))
+    {
         return Err(DeployError::MissingSecret {
             environment: env.name.clone(),
             name: name.clone(),
@@ -120,6 +125,10 @@ async fn run(inner: Arc<Inner>, slot: Arc<EnvSlot>, req: DeployRequest, ctl: wat
     {
         tracing::info!(environment = %slot.service, runs = %stable.version, "the caller's stable version differs from what runs; using what runs");
     }
+    *slot
+        .release_stable
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = st.stable.as_ref().map(|g| g.version);
     // A new release ends the previous rollback window.
     crate::rollback::end_warm(&inner, &slot, &mut st, true).await;
     st.config = Some(req.environment.clone());
@@ -141,7 +150,9 @@ async fn run(inner: Arc<Inner>, slot: Arc<EnvSlot>, req: DeployRequest, ctl: wat
     };
     let result = match rel.req.environment.strategy.clone() {
         Strategy::Recreate => recreate::run(&mut rel, &mut st).await,
-        Strategy::Rolling { max_unavailable } => rolling::run(&mut rel, &mut st, max_unavailable).await,
+        Strategy::Rolling { max_unavailable } => {
+            rolling::run(&mut rel, &mut st, max_unavailable).await
+        }
         Strategy::BlueGreen { smoke_for } => blue_green::run(&mut rel, &mut st, smoke_for).await,
         Strategy::Canary { steps } => canary::run(&mut rel, &mut st, &steps).await,
     };
@@ -150,6 +161,10 @@ async fn run(inner: Arc<Inner>, slot: Arc<EnvSlot>, req: DeployRequest, ctl: wat
         Err(halt) => rel.fail(&mut st, halt).await,
     }
     drop(st);
+    *slot
+        .release_stable
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = None;
     *slot.control.lock().unwrap_or_else(|p| p.into_inner()) = None;
     slot.inflight.send_replace(None);
 }
@@ -185,8 +200,14 @@ impl Release {
     }
 
     /// Adds an empty group for `role` to the fresh ones; its index.
-    pub(crate) fn add_group(&mut self, role: &'static str, version: Digest, launch: Arc<LaunchSpec>) -> usize {
-        self.fresh.push((role, Group::new(version, launch, self.req.deploy_id)));
+    pub(crate) fn add_group(
+        &mut self,
+        role: &'static str,
+        version: Digest,
+        launch: Arc<LaunchSpec>,
+    ) -> usize {
+        self.fresh
+            .push((role, Group::new(version, launch, self.req.deploy_id)));
         self.fresh.len() - 1
     }
 
@@ -203,20 +224,30 @@ impl Release {
             froms.push((*idx, g.instances.len()));
             inner.launch(&self.slot, g, *count).await?;
         }
-        for (idx, from) in froms {
-            inner
-                .wait_ready(&self.fresh[idx].1, from)
-                .await
-                .map_err(Halt::NotReady)?;
+        let ready = async {
+            for (idx, from) in froms {
+                inner.wait_ready(&self.fresh[idx].1, from).await?;
+            }
+            Ok(())
+        };
+        // An abort does not wait for a slow start (up to `ready_timeout`).
+        let mut ctl = self.ctl_rx.clone();
+        tokio::select! {
+            r = ready => r.map_err(Halt::NotReady),
+            _ = ctl.wait_for(|c| c.abort) => Err(Halt::Abort),
         }
-        Ok(())
     }
 
     /// Grows a group to `want` instances.
     pub(crate) async fn grow_to(&mut self, wants: &[(usize, usize)]) -> Result<(), Halt> {
         let more: Vec<_> = wants
             .iter()
-            .map(|(idx, want)| (*idx, want.saturating_sub(self.fresh[*idx].1.instances.len())))
+            .map(|(idx, want)| {
+                (
+                    *idx,
+                    want.saturating_sub(self.fresh[*idx].1.instances.len()),
+                )
+            })
             .filter(|(_, n)| *n > 0)
             .collect();
         self.grow(&more).await
@@ -248,9 +279,15 @@ impl Release {
             .first()
             .map(|i| i.ident.dir.clone())
             .unwrap_or_else(|| self.inner.cfg.data_dir.clone());
-        smoke::run(&command, &dir, &self.inner.cfg.router_url, role, smoke::SMOKE_TIMEOUT)
-            .await
-            .map_err(Halt::Smoke)
+        smoke::run(
+            &command,
+            &dir,
+            &self.inner.cfg.router_url,
+            role,
+            smoke::SMOKE_TIMEOUT,
+        )
+        .await
+        .map_err(Halt::Smoke)
     }
 
     /// `Err(Abort)` when aborted; `Promoted` when promote was asked.
@@ -259,7 +296,11 @@ impl Release {
         if c.abort {
             return Err(Halt::Abort);
         }
-        Ok(if c.promote { Held::Promoted } else { Held::Elapsed })
+        Ok(if c.promote {
+            Held::Promoted
+        } else {
+            Held::Elapsed
+        })
     }
 
     /// Waits `d` (time paused does not count), ending early on promote.
@@ -306,160 +347,6 @@ impl Release {
             reason: None,
         });
     }
-
-    /// Traffic back to the stable version in one route update, then the
-    /// new instances (and the baseline) drained and stopped; or, after a
-    /// contract migration, a freeze.
-    async fn fail(&mut self, st: &mut EnvState, halt: Halt) {
-        let (outcome, reason) = match &halt {
-            Halt::Abort => (DeployOutcome::Aborted, "aborted by hand".to_string()),
-            Halt::Judge(s) => (DeployOutcome::RolledBack, s.clone()),
-            Halt::Smoke(s) => (DeployOutcome::RolledBack, format!("smoke test failed: {s}")),
-            Halt::NotReady(s) => (DeployOutcome::Failed, s.clone()),
-            Halt::Error(e) => (DeployOutcome::Failed, error::chain(e)),
-        };
-        if let Halt::Judge(sentence) = &halt
-            && self.req.contract_migration
-        {
-            self.freeze(st, sentence);
-            return;
-        }
-        if let Halt::Smoke(_) = &halt {
-            self.emit(Event::JudgeVerdict {
-                environment: self.slot.environment.clone(),
-                deploy_id: self.req.deploy_id,
-                outcome: "fail".to_string(),
-                sentence: reason.clone(),
-            });
-        }
-        self.restore(st).await;
-        let fresh = std::mem::take(&mut self.fresh);
-        let keys: Vec<(&str, Digest)> = fresh.iter().map(|(r, g)| (*r, g.version)).collect();
-        let groups = fresh.into_iter().map(|(_, g)| g).collect();
-        let why = format!("deploy {} {}", self.req.deploy_id, outcome.as_str());
-        self.inner.retire(&self.slot.service, &keys, groups, &why).await;
-        self.emit(Event::DeployFinished {
-            project: self.req.project.clone(),
-            environment: self.slot.environment.clone(),
-            deploy_id: self.req.deploy_id,
-            outcome,
-            reason: Some(reason.clone()),
-        });
-        let title = format!(
-            "{}/{}: release {} {}",
-            self.req.project,
-            self.slot.environment,
-            short(&self.req.version),
-            outcome.as_str().replace('_', " ")
-        );
-        if !matches!(halt, Halt::Abort) {
-            self.emit(Event::IncidentOpened {
-                project: self.req.project.clone(),
-                incident_id: self.inner.ctx.observer.next_incident_id(),
-                environment: self.slot.environment.clone(),
-                deploy_id: Some(self.req.deploy_id),
-                title: format!("{title}: {reason}"),
-            });
-        }
-        self.inner.ctx.observer.notify(&title, &reason);
-    }
-
-    /// All traffic to the stable version, in one route update; fresh
-    /// instances of it first if there are none (recreate) or too few (rolling).
-    async fn restore(&mut self, st: &mut EnvState) {
-        let n = self.n();
-        if st.stable.is_none()
-            && let Some((version, launch)) = self.previous.clone()
-        {
-            let mut g = Group::new(version, launch, self.req.deploy_id);
-            match self.inner.grow(&self.slot, &mut g, n).await {
-                Ok(()) => st.stable = Some(g),
-                Err(why) => {
-                    tracing::error!(environment = %self.slot.service, %why, "cannot restart the previous version");
-                    self.inner.stop_all(g.instances, "could not restore the previous version").await;
-                }
-            }
-        }
-        let Some(stable) = st.stable.clone() else {
-            // Nothing to go back to (a first release failed): no routes.
-            if let Err(e) = self.inner.routes.set(&self.slot.service, None, &self.reach).await {
-                tracing::error!(error = %e, "cannot remove the routes of a failed first release");
-            }
-            self.emit(Event::TrafficShifted {
-                environment: self.slot.environment.clone(),
-                deploy_id: self.req.deploy_id,
-                weights: Default::default(),
-            });
-            return;
-        };
-        if let Err(Halt::Error(e)) = self.publish(&[role(STABLE, &stable, 100)]).await {
-            tracing::error!(error = %e, "cannot send traffic back to the stable version");
-        }
-        // A rolling update stopped some stable instances: bring them back.
-        let missing = n.saturating_sub(stable.instances.len());
-        if missing > 0 && self.previous.is_none() {
-            let mut g = stable.clone();
-            match self.inner.grow(&self.slot, &mut g, missing).await {
-                Ok(()) => {
-                    if let Err(Halt::Error(e)) = self.publish(&[role(STABLE, &g, 100)]).await {
-                        tracing::error!(error = %e, "cannot publish the restored stable instances");
-                    }
-                    st.stable = Some(g);
-                }
-                Err(why) => {
-                    tracing::warn!(%why, "cannot restore stable capacity");
-                    let extra = g.instances.split_off(stable.instances.len());
-                    self.inner.stop_all(extra, "could not restore capacity").await;
-                }
-            }
-        }
-    }
-
-    /// A judge failure after a contract migration: traffic stays where it
-    /// is (the old version cannot run on the new schema), a human decides.
-    fn freeze(&mut self, st: &mut EnvState, sentence: &str) {
-        let mut canary = None;
-        let mut baseline = None;
-        for (r, g) in std::mem::take(&mut self.fresh) {
-            match r {
-                crate::routes::BASELINE => baseline = Some(g),
-                _ => canary = Some(g),
-            }
-        }
-        if let Some(canary) = canary {
-            st.launches.insert(self.req.version, self.launch.clone());
-            st.frozen = Some(crate::env::Frozen {
-                deploy_id: self.req.deploy_id,
-                canary,
-                baseline,
-            });
-            self.slot.frozen.store(true, Ordering::Relaxed);
-        }
-        let reason = format!(
-            "judge failed after a contract migration, so rolling back is unsafe: traffic left as it is; promote or roll back by hand ({sentence})"
-        );
-        self.emit(Event::DeployFinished {
-            project: self.req.project.clone(),
-            environment: self.slot.environment.clone(),
-            deploy_id: self.req.deploy_id,
-            outcome: DeployOutcome::Frozen,
-            reason: Some(reason.clone()),
-        });
-        let title = format!(
-            "{}/{}: release {} frozen",
-            self.req.project,
-            self.slot.environment,
-            short(&self.req.version)
-        );
-        self.emit(Event::IncidentOpened {
-            project: self.req.project.clone(),
-            incident_id: self.inner.ctx.observer.next_incident_id(),
-            environment: self.slot.environment.clone(),
-            deploy_id: Some(self.req.deploy_id),
-            title: format!("{title}: {sentence}"),
-        });
-        self.inner.ctx.observer.notify(&title, &reason);
-    }
 }
 
 /// `sha256:abcdef123456` for titles.
@@ -475,7 +362,8 @@ pub(crate) async fn first(rel: &mut Release, st: &mut EnvState) -> Result<(), Ha
     rel.grow(&[(g, n)]).await?;
     rel.checkpoint()?;
     if rel.env().judge.as_ref().is_some_and(|j| j.smoke.is_some()) {
-        rel.publish(&[role(crate::routes::GREEN, rel.group(g), 0)]).await?;
+        rel.publish(&[role(crate::routes::GREEN, rel.group(g), 0)])
+            .await?;
         rel.smoke(crate::routes::GREEN, g).await?;
     }
     rel.publish(&[role(STABLE, rel.group(g), 100)]).await?;

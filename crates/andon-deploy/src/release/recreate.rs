@@ -13,7 +13,9 @@ pub(super) async fn run(rel: &mut Release, st: &mut EnvState) -> Result<(), Halt
         st.stable = None;
         rel.previous = Some((old.version, old.launch.clone()));
         let why = format!("recreated by deploy {}", rel.req.deploy_id);
-        rel.inner.retire(&rel.slot.service, &[(STABLE, old.version)], vec![old], &why).await;
+        rel.inner
+            .retire(&rel.slot.service, &[(STABLE, old.version)], vec![old], &why)
+            .await;
     }
     rel.checkpoint()?;
     first(rel, st).await

@@ -13,10 +13,16 @@ fn share(new: usize, total: usize) -> u32 {
     if total == 0 {
         return 100;
     }
-    u32::try_from((new * 100 + total / 2) / total).unwrap_or(100).min(100)
+    u32::try_from((new * 100 + total / 2) / total)
+        .unwrap_or(100)
+        .min(100)
 }
 
-pub(super) async fn run(rel: &mut Release, st: &mut EnvState, max_unavailable: u32) -> Result<(), Halt> {
+pub(super) async fn run(
+    rel: &mut Release,
+    st: &mut EnvState,
+    max_unavailable: u32,
+) -> Result<(), Halt> {
     if st.stable.is_none() {
         return first(rel, st).await;
     }
@@ -55,10 +61,15 @@ pub(super) async fn run(rel: &mut Release, st: &mut EnvState, max_unavailable: u
         let why = format!("replaced by deploy {}", rel.req.deploy_id);
         // The role stays live, so this is a short grace, then SIGTERM.
         rel.inner
-            .retire(&rel.slot.service, &[(STABLE, old_version)], vec![crate::env::Group {
-                instances: removed,
-                ..old.clone()
-            }], &why)
+            .retire(
+                &rel.slot.service,
+                &[(STABLE, old_version)],
+                vec![crate::env::Group {
+                    instances: removed,
+                    ..old.clone()
+                }],
+                &why,
+            )
             .await;
         published?;
     }

@@ -14,7 +14,10 @@ async fn a_crashed_instance_is_restarted_with_backoff() {
     for round in 1..=2u32 {
         let before = h.ctl.instances()[0].clone();
         let pid = before.pid.unwrap();
-        std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
         let back = tokio::time::timeout(Duration::from_secs(20), async {
             loop {
                 let i = h.ctl.instances()[0].clone();
@@ -57,8 +60,16 @@ async fn an_edited_instance_is_reported_as_drift_once() {
     assert_eq!(h.deploy_and_wait(&env, v1).await, DeployOutcome::Succeeded);
     assert!(h.ctl.check_drift().await.is_empty());
     let victim = h.ctl.instances()[0].clone();
-    assert!(victim.dir.starts_with(h.data().join("instances/production")));
-    std::fs::write(victim.dir.join("app/release.env"), "export VERSION=hacked\n").unwrap();
+    assert!(
+        victim
+            .dir
+            .starts_with(h.data().join("instances/production"))
+    );
+    std::fs::write(
+        victim.dir.join("app/release.env"),
+        "export VERSION=hacked\n",
+    )
+    .unwrap();
     let found = h.ctl.check_drift().await;
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].instance_id, victim.id);
@@ -78,7 +89,12 @@ async fn an_edited_instance_is_reported_as_drift_once() {
 async fn instances_that_never_get_ready_fail_the_release_and_leave_nothing() {
     let _serial = serial().await;
     let h = Harness::new().await;
-    let mut env = environment("production", 2, "      canary:\n        steps:\n          - { weight: 50, for: 1s }", "");
+    let mut env = environment(
+        "production",
+        2,
+        "      canary:\n        steps:\n          - { weight: 50, for: 1s }",
+        "",
+    );
     if let andon_config::Target::Process(p) = &mut env.target {
         p.ready_timeout = Duration::from_secs(2);
     }
@@ -93,7 +109,11 @@ async fn instances_that_never_get_ready_fail_the_release_and_leave_nothing() {
     assert_eq!(h.wait(&env, id).await, DeployOutcome::Failed);
     let (_, reason) = h.rec.finished(id).unwrap();
     assert!(reason.unwrap().contains("not ready"));
-    assert!(wait_dead(&h.rec.pids_of(id), Duration::from_secs(10)).await.is_empty());
+    assert!(
+        wait_dead(&h.rec.pids_of(id), Duration::from_secs(10))
+            .await
+            .is_empty()
+    );
     let (status, by, body) = get(&h.router.url, None).await;
     assert_eq!((status, by.as_str()), (200, "stable"));
     assert!(body.contains(r#""version":"v1""#));

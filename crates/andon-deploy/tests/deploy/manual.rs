@@ -11,7 +11,11 @@ async fn rollback_returns_to_the_last_good_version_fresh_or_warm() {
     let _serial = serial().await;
     let h = Harness::new().await;
     let env = environment("production", 2, "      blue-green", "");
-    let (v1, v2, v3) = (h.version("v1", 0.0), h.version("v2", 0.0), h.version("v3", 0.0));
+    let (v1, v2, v3) = (
+        h.version("v1", 0.0),
+        h.version("v2", 0.0),
+        h.version("v3", 0.0),
+    );
     assert_eq!(h.deploy_and_wait(&env, v1).await, DeployOutcome::Succeeded);
     assert_eq!(h.deploy_and_wait(&env, v2).await, DeployOutcome::Succeeded);
     assert_eq!(h.ctl.rollback_target("shop", "production").await, Some(v1));
@@ -34,16 +38,26 @@ async fn rollback_returns_to_the_last_good_version_fresh_or_warm() {
     let (_, by, body) = get(&h.router.url, None).await;
     assert_eq!(by, "stable");
     assert!(body.contains(r#""version":"v1""#), "{body}");
-    assert!(wait_dead(&h.rec.pids_of(2), Duration::from_secs(10)).await.is_empty());
+    assert!(
+        wait_dead(&h.rec.pids_of(2), Duration::from_secs(10))
+            .await
+            .is_empty()
+    );
     assert!(h.ctl.instances().iter().all(|i| i.version == v1));
 
     // Within the rollback window blue is still warm: no new instance.
     let mut windowed = env.clone();
     windowed.rollback_window = Duration::from_secs(60);
-    assert_eq!(h.deploy_and_wait(&windowed, v3).await, DeployOutcome::Succeeded);
+    assert_eq!(
+        h.deploy_and_wait(&windowed, v3).await,
+        DeployOutcome::Succeeded
+    );
     assert_eq!(h.ctl.instances().len(), 4, "v3 serving, v1 warm");
     let (_, _, body) = get(&h.router.url, Some(("x-andon-version", "previous"))).await;
-    assert!(body.contains(r#""version":"v1""#), "blue reachable by override: {body}");
+    assert!(
+        body.contains(r#""version":"v1""#),
+        "blue reachable by override: {body}"
+    );
     let id = h.next_id();
     let back = h
         .ctl
@@ -56,7 +70,10 @@ async fn rollback_returns_to_the_last_good_version_fresh_or_warm() {
         .await
         .unwrap();
     assert_eq!(back, v1);
-    assert!(h.rec.pids_of(id).is_empty(), "the warm blue took the traffic back");
+    assert!(
+        h.rec.pids_of(id).is_empty(),
+        "the warm blue took the traffic back"
+    );
     let (_, _, body) = get(&h.router.url, None).await;
     assert!(body.contains(r#""version":"v1""#), "{body}");
     assert_eq!(h.ctl.instances().len(), 2);
@@ -77,7 +94,14 @@ async fn a_contract_migration_freezes_instead_of_rolling_back() {
     let v2 = h.version("v2", 0.5);
     let id = h.deploy_with(&env, v2, true).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = tokio::spawn(load(h.router.url.clone(), 5_000, 4, Duration::from_secs(40), stop.clone(), &["canary"]));
+    let load = tokio::spawn(load(
+        h.router.url.clone(),
+        5_000,
+        4,
+        Duration::from_secs(40),
+        stop.clone(),
+        &["canary"],
+    ));
     let outcome = h.wait(&env, id).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = load.await.unwrap();
@@ -108,9 +132,15 @@ async fn a_contract_migration_freezes_instead_of_rolling_back() {
             contract_migration: false,
         })
         .await;
-    assert!(matches!(refused, Err(DeployError::Frozen { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(DeployError::Frozen { .. })),
+        "{refused:?}"
+    );
     // The person chooses to go forward.
-    h.ctl.command("shop", "production", Command::Promote).await.unwrap();
+    h.ctl
+        .command("shop", "production", Command::Promote)
+        .await
+        .unwrap();
     let (_, by, body) = get(&h.router.url, None).await;
     assert_eq!(by, "stable");
     assert!(body.contains(r#""version":"v2""#), "{body}");
@@ -119,12 +149,21 @@ async fn a_contract_migration_freezes_instead_of_rolling_back() {
         .all()
         .into_iter()
         .filter_map(|e| match e {
-            Event::DeployFinished { deploy_id, outcome, .. } if deploy_id == id => Some(outcome),
+            Event::DeployFinished {
+                deploy_id, outcome, ..
+            } if deploy_id == id => Some(outcome),
             _ => None,
         })
         .collect();
-    assert_eq!(finished, vec![DeployOutcome::Frozen, DeployOutcome::Succeeded]);
-    assert!(wait_dead(&h.rec.pids_of(1), Duration::from_secs(10)).await.is_empty());
+    assert_eq!(
+        finished,
+        vec![DeployOutcome::Frozen, DeployOutcome::Succeeded]
+    );
+    assert!(
+        wait_dead(&h.rec.pids_of(1), Duration::from_secs(10))
+            .await
+            .is_empty()
+    );
     h.finish().await;
 }
 
@@ -145,10 +184,17 @@ async fn abort_sends_traffic_back_and_cleans_up() {
     })
     .await
     .unwrap();
-    h.ctl.command("shop", "production", Command::Abort).await.unwrap();
+    h.ctl
+        .command("shop", "production", Command::Abort)
+        .await
+        .unwrap();
     assert_eq!(h.wait(&env, id).await, DeployOutcome::Aborted);
     assert_eq!(h.rec.count("incident_opened"), 0);
-    assert!(wait_dead(&h.rec.pids_of(id), Duration::from_secs(10)).await.is_empty());
+    assert!(
+        wait_dead(&h.rec.pids_of(id), Duration::from_secs(10))
+            .await
+            .is_empty()
+    );
     let (_, by, body) = get(&h.router.url, None).await;
     assert_eq!(by, "stable");
     assert!(body.contains(r#""version":"v1""#));

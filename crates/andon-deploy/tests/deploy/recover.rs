@@ -27,7 +27,11 @@ async fn a_new_controller_adopts_stable_kills_the_canary_and_rolls_back() {
 
     // The first controller lives in its own runtime, like a server process.
     let crashed = {
-        let (root, router_admin, router_url) = (tmp.path().to_path_buf(), router.admin.clone(), router.url.clone());
+        let (root, router_admin, router_url) = (
+            tmp.path().to_path_buf(),
+            router.admin.clone(),
+            router.url.clone(),
+        );
         let (store, rec, env) = (store.clone(), rec.clone(), env.clone());
         tokio::task::spawn_blocking(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
@@ -76,25 +80,47 @@ async fn a_new_controller_adopts_stable_kills_the_canary_and_rolls_back() {
 
     // The router serves on its own while no controller runs, and during recovery.
     let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(load(router.url.clone(), 1_000_000, 4, Duration::from_secs(40), stop.clone(), &[]));
+    let load = tokio::spawn(load(
+        router.url.clone(),
+        1_000_000,
+        4,
+        Duration::from_secs(40),
+        stop.clone(),
+        &[],
+    ));
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let stable_pids = rec.pids_of(1);
     let canary_pids = rec.pids_of(2);
     assert_eq!(stable_pids.len(), 2);
     assert_eq!(canary_pids.len(), 2, "one canary, one baseline");
-    assert!(stable_pids.iter().chain(&canary_pids).all(|p| alive(*p)), "instances survive the crash");
+    assert!(
+        stable_pids.iter().chain(&canary_pids).all(|p| alive(*p)),
+        "instances survive the crash"
+    );
 
     let mut deploys = Deploys::new();
     for (seq, e) in rec.all().into_iter().enumerate() {
-        deploys.apply(&Envelope { seq: seq as u64 + 1, at_ms: 0, actor: "t".into(), event: e });
+        deploys.apply(&Envelope {
+            seq: seq as u64 + 1,
+            at_ms: 0,
+            actor: "t".into(),
+            event: e,
+        });
     }
     assert_eq!(deploys.envs["production"].current_deploy, Some(2));
 
     let rec2 = Arc::new(Recorder::default());
     let ctl2 = controller(tmp.path(), &router.admin, &router.url, &store, rec2.clone());
     let report = ctl2
-        .recover(&deploys, &[EnvSpec { project: "shop".into(), environment: env.clone(), secrets: BTreeMap::new() }])
+        .recover(
+            &deploys,
+            &[EnvSpec {
+                project: "shop".into(),
+                environment: env.clone(),
+                secrets: BTreeMap::new(),
+            }],
+        )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -105,11 +131,29 @@ async fn a_new_controller_adopts_stable_kills_the_canary_and_rolls_back() {
     assert_eq!(report.killed.len(), 2, "{report:?}");
     assert!(report.started.is_empty(), "{report:?}");
     assert_eq!(report.rolled_back, vec![2]);
-    assert_eq!(l.failed, 0, "the router kept serving: {:?}", l.first_failures);
+    assert_eq!(
+        l.failed, 0,
+        "the router kept serving: {:?}",
+        l.first_failures
+    );
     assert!(l.sent > 100, "{l:?}");
-    assert!(wait_dead(&canary_pids, Duration::from_secs(10)).await.is_empty());
-    assert!(stable_pids.iter().all(|p| alive(*p)), "adopted, not restarted");
-    assert!(rec2.all().iter().any(|e| matches!(e, Event::DeployFinished { deploy_id: 2, outcome: DeployOutcome::RolledBack, .. })));
+    assert!(
+        wait_dead(&canary_pids, Duration::from_secs(10))
+            .await
+            .is_empty()
+    );
+    assert!(
+        stable_pids.iter().all(|p| alive(*p)),
+        "adopted, not restarted"
+    );
+    assert!(rec2.all().iter().any(|e| matches!(
+        e,
+        Event::DeployFinished {
+            deploy_id: 2,
+            outcome: DeployOutcome::RolledBack,
+            ..
+        }
+    )));
     let (_, by, body) = get(&router.url, None).await;
     assert_eq!(by, "stable");
     assert!(body.contains(r#""version":"v1""#));
@@ -130,9 +174,18 @@ async fn a_new_controller_adopts_stable_kills_the_canary_and_rolls_back() {
     })
     .await
     .unwrap();
-    tokio::time::timeout(Duration::from_secs(30), ctl2.wait_idle("shop", "production")).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        ctl2.wait_idle("shop", "production"),
+    )
+    .await
+    .unwrap();
     assert_eq!(rec2.finished(3).unwrap().0, DeployOutcome::Succeeded);
-    assert!(wait_dead(&stable_pids, Duration::from_secs(10)).await.is_empty());
+    assert!(
+        wait_dead(&stable_pids, Duration::from_secs(10))
+            .await
+            .is_empty()
+    );
     ctl2.shutdown(true).await;
     let all: Vec<i32> = rec.pids().into_iter().chain(rec2.pids()).collect();
     assert!(wait_dead(&all, Duration::from_secs(10)).await.is_empty());

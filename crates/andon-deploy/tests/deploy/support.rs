@@ -28,9 +28,13 @@ pub(crate) fn sample_service() -> PathBuf {
         let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
         let target_dir = profile_dir.parent().unwrap().to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-p", "sample-service", "--quiet", "--target-dir"])
-            .arg(&target_dir)
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["build", "-p", "sample-service", "--quiet", "--target-dir"])
+            .arg(&target_dir);
+        if profile_dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .unwrap();
@@ -62,7 +66,10 @@ impl DeployObserver for Recorder {
     }
 
     fn notify(&self, title: &str, detail: &str) {
-        self.notes.lock().unwrap().push((title.into(), detail.into()));
+        self.notes
+            .lock()
+            .unwrap()
+            .push((title.into(), detail.into()));
     }
 
     fn next_incident_id(&self) -> u64 {
@@ -72,7 +79,12 @@ impl DeployObserver for Recorder {
 
 impl Recorder {
     pub(crate) fn all(&self) -> Vec<Event> {
-        self.events.lock().unwrap().iter().map(|(_, e)| e.clone()).collect()
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect()
     }
 
     pub(crate) fn finished(&self, deploy_id: u64) -> Option<(DeployOutcome, Option<String>)> {
@@ -103,7 +115,9 @@ impl Recorder {
         self.all()
             .into_iter()
             .filter_map(|e| match e {
-                Event::InstanceStarted { pid, deploy_id: d, .. } if d == deploy_id => pid,
+                Event::InstanceStarted {
+                    pid, deploy_id: d, ..
+                } if d == deploy_id => pid,
                 _ => None,
             })
             .collect()
@@ -118,7 +132,9 @@ impl Recorder {
 pub(crate) fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
-            let state = stat.rfind(')').and_then(|i| stat[i + 1..].trim_start().chars().next());
+            let state = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].trim_start().chars().next());
             !matches!(state, Some('Z') | Some('X') | None)
         }
         Err(_) => false,
@@ -212,6 +228,18 @@ impl Harness {
         artifact(&self.store, self.tmp.path(), tag, error_rate)
     }
 
+    /// A release with more settings in its `release.env` (`LATENCY_MS=20`...).
+    pub(crate) fn version_with(&self, tag: &str, settings: &str) -> Digest {
+        let dir = self.tmp.path().join("src").join(tag).join("app");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("release.env"),
+            format!("export VERSION={tag} {settings}\n"),
+        )
+        .unwrap();
+        self.store.put_path(&dir).unwrap()
+    }
+
     pub(crate) fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -220,7 +248,12 @@ impl Harness {
         self.deploy_with(env, version, false).await
     }
 
-    pub(crate) async fn deploy_with(&self, env: &andon_config::Environment, version: Digest, contract: bool) -> u64 {
+    pub(crate) async fn deploy_with(
+        &self,
+        env: &andon_config::Environment,
+        version: Digest,
+        contract: bool,
+    ) -> u64 {
         let id = self.next_id();
         // What the caller (the server) does first: the request is in the log.
         self.rec.event(Event::DeployRequested {
@@ -249,15 +282,22 @@ impl Harness {
     }
 
     /// Deploys and waits (bounded) for the end; the outcome.
-    pub(crate) async fn deploy_and_wait(&self, env: &andon_config::Environment, version: Digest) -> DeployOutcome {
+    pub(crate) async fn deploy_and_wait(
+        &self,
+        env: &andon_config::Environment,
+        version: Digest,
+    ) -> DeployOutcome {
         let id = self.deploy(env, version).await;
         self.wait(env, id).await
     }
 
     pub(crate) async fn wait(&self, env: &andon_config::Environment, id: u64) -> DeployOutcome {
-        tokio::time::timeout(Duration::from_secs(45), self.ctl.wait_idle("shop", &env.name))
-            .await
-            .expect("release did not finish in time");
+        tokio::time::timeout(
+            Duration::from_secs(45),
+            self.ctl.wait_idle("shop", &env.name),
+        )
+        .await
+        .expect("release did not finish in time");
         self.rec.finished(id).expect("no DeployFinished").0
     }
 
@@ -270,7 +310,13 @@ impl Harness {
     }
 }
 
-pub(crate) fn controller(root: &Path, admin: &str, url: &str, store: &ArtifactStore, rec: Arc<Recorder>) -> Controller {
+pub(crate) fn controller(
+    root: &Path,
+    admin: &str,
+    url: &str,
+    store: &ArtifactStore,
+    rec: Arc<Recorder>,
+) -> Controller {
     let mut cfg = ControllerConfig::new(root.join("data"), admin, url);
     cfg.scrape_every = Duration::from_millis(100);
     cfg.stop_timeout = Duration::from_secs(5);
@@ -293,7 +339,12 @@ pub(crate) fn artifact(store: &ArtifactStore, root: &Path, tag: &str, error_rate
 }
 
 /// `andon.yaml` text for one environment named `name`, parsed.
-pub(crate) fn environment(name: &str, instances: u32, strategy: &str, judge: &str) -> andon_config::Environment {
+pub(crate) fn environment(
+    name: &str,
+    instances: u32,
+    strategy: &str,
+    judge: &str,
+) -> andon_config::Environment {
     let bin = sample_service();
     let yaml = format!(
         r#"
@@ -376,7 +427,9 @@ pub(crate) async fn load(
                         // The router's own answers are `{"error":{...}}`: a
                         // 502/503/504 it made is a failure whoever was chosen.
                         let by_router = body.starts_with(br#"{"error""#);
-                        if status.is_server_error() && (by_router || !allowed_5xx.contains(&by.as_str())) {
+                        if status.is_server_error()
+                            && (by_router || !allowed_5xx.contains(&by.as_str()))
+                        {
                             l.failed += 1;
                             if l.first_failures.len() < 5 {
                                 l.first_failures.push(format!("{status} from '{by}'"));

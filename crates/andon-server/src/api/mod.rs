@@ -6,6 +6,8 @@
 mod artifacts;
 mod deploys;
 mod events;
+pub(crate) mod flags;
+mod ofrep;
 mod projects;
 mod runs;
 mod secrets;
@@ -68,11 +70,14 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", delete(tokens::revoke))
         .route("/webhooks/{forge}", post(webhooks::receive))
+        .merge(flags::routes())
         .route("/openapi.json", get(openapi));
     Router::new()
         .nest("/api/v1", api)
+        .merge(ofrep::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(crate::metrics::render))
+        .merge(andon_dashboard::router())
         .fallback(not_found)
         .layer(middleware::from_fn(json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY))
