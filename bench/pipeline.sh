@@ -69,6 +69,7 @@ ANDON="$(realpath "$ANDON")"
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@localhost GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@localhost
 export NO_COLOR=1
 
+BENCH_START=$(now)
 log "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---------------------------------------------------------------- (a) DAG vs make
@@ -151,5 +152,6 @@ PY
 P50=$(python3 -c 'import json,sys; print("%.1f" % json.load(open(sys.argv[1]))["latency_ms"]["p50"])' "$WORK/hook.json")
 P99=$(python3 -c 'import json,sys; print("%.1f" % json.load(open(sys.argv[1]))["latency_ms"]["p99"])' "$WORK/hook.json")
 
+log "benchmarks took $(( ($(now) - BENCH_START) / 1000000000 )) s (build not counted); load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "pipeline-vs-make ratio: $RATIO"
 echo "webhook-to-first-job p50_ms: $P50 p99_ms: $P99"

@@ -270,6 +270,25 @@ pub(crate) enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// The whole flow on this machine: pipeline, canary, a bad release caught
+    /// and rolled back, a flag ramp; then a summary.
+    Demo {
+        /// Leave the server, router and instances running to explore.
+        #[arg(long)]
+        keep: bool,
+        /// Where to put the demo repository and data (default: a temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Port of the demo's server (the router uses the next two).
+        #[arg(long, default_value_t = 7170)]
+        port: u16,
+    },
+    /// The demo's sample HTTP service (PORT, VERSION, ERROR_RATE, LATENCY_MS from the environment).
+    #[command(hide = true)]
+    SampleService {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Print shell completions.
     Completions {
         shell: clap_complete::Shell,

@@ -23,6 +23,10 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     ui::init(cli.no_color);
+    // The sample service runs its own runtime: start it before ours.
+    if let cli::Command::SampleService { args } = cli.command {
+        return sample_service::main_with_args(args.into_iter());
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

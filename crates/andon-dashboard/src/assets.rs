@@ -99,7 +99,12 @@ mod tests {
             if p.is_dir() {
                 files_under(&p, base, out);
             } else {
-                out.push(p.strip_prefix(base).unwrap().to_string_lossy().replace('\\', "/"));
+                out.push(
+                    p.strip_prefix(base)
+                        .unwrap()
+                        .to_string_lossy()
+                        .replace('\\', "/"),
+                );
             }
         }
     }
@@ -136,8 +141,14 @@ mod tests {
         }
         for (i, _) in html.match_indices("<script") {
             let tag_end = html[i..].find('>').unwrap() + i;
-            assert!(html[i..tag_end].contains("src="), "inline <script> in index.html");
-            assert!(html[tag_end + 1..].starts_with("</script>"), "script with a body");
+            assert!(
+                html[i..tag_end].contains("src="),
+                "inline <script> in index.html"
+            );
+            assert!(
+                html[tag_end + 1..].starts_with("</script>"),
+                "script with a body"
+            );
         }
         assert!(!html.contains("<style"), "inline <style> in index.html");
     }
@@ -149,12 +160,19 @@ mod tests {
         for a in ASSETS.iter().filter(|a| a.path.ends_with(".js")) {
             let text = std::str::from_utf8(a.body).unwrap();
             let dir = Path::new(a.path).parent().unwrap();
-            for line in text.lines().filter(|l| l.trim_start().starts_with("import ")) {
-                let Some(start) = line.find(['"', '\'']) else { continue };
+            for line in text
+                .lines()
+                .filter(|l| l.trim_start().starts_with("import "))
+            {
+                let Some(start) = line.find(['"', '\'']) else {
+                    continue;
+                };
                 let rest = &line[start + 1..];
                 let spec = &rest[..rest.find(['"', '\'']).unwrap()];
-                let mut parts: Vec<String> =
-                    dir.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+                let mut parts: Vec<String> = dir
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
                 for seg in spec.split('/') {
                     match seg {
                         "." => {}
@@ -165,7 +183,11 @@ mod tests {
                     }
                 }
                 let target = parts.join("/");
-                assert!(find(&target).is_some(), "{} imports {spec}: not embedded", a.path);
+                assert!(
+                    find(&target).is_some(),
+                    "{} imports {spec}: not embedded",
+                    a.path
+                );
             }
         }
     }

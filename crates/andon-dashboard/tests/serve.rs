@@ -1,6 +1,8 @@
 //! The dashboard's routes as a browser meets them: content types, ETags and
 //! 304s, the security headers, and 404 for what is not embedded.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
@@ -49,7 +51,10 @@ async fn assets_have_their_content_types() {
     ] {
         let resp = get(path, None).await;
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
-        assert!(header_of(&resp, header::CONTENT_TYPE).starts_with(ctype), "{path}");
+        assert!(
+            header_of(&resp, header::CONTENT_TYPE).starts_with(ctype),
+            "{path}"
+        );
         assert_eq!(header_of(&resp, header::CACHE_CONTROL), "no-cache");
     }
 }
@@ -70,7 +75,12 @@ async fn etag_revalidation_answers_304_without_a_body() {
 
 #[tokio::test]
 async fn unknown_files_are_404() {
-    for path in ["/assets/nope.js", "/assets/../Cargo.toml", "/assets/js/", "/assets/index.html"] {
+    for path in [
+        "/assets/nope.js",
+        "/assets/../Cargo.toml",
+        "/assets/js/",
+        "/assets/index.html",
+    ] {
         let resp = get(path, None).await;
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
     }

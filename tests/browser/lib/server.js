@@ -162,6 +162,12 @@ export function processesUnder(dir) {
   return out;
 }
 
+function withoutRouterToken() {
+  const env = { ...process.env };
+  delete env.ANDON_ROUTER_TOKEN;
+  return env;
+}
+
 export class Server {
   constructor() {
     this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), "andon-browser-"));
@@ -176,7 +182,16 @@ export class Server {
    * and links the server to it (--router-admin/--router-url); "own" lets the
    * server start its own router on free ports; false passes --no-router.
    */
-  async start({ router = false } = {}) {
+  async start(opts = {}) {
+    try {
+      return await this.launch(opts);
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  async launch({ router = false } = {}) {
     const port = await freePort();
     this.url = `http://127.0.0.1:${port}`;
     const args = ["server", "--data", path.join(this.tmp, "data"), "--listen", `127.0.0.1:${port}`];
@@ -191,7 +206,7 @@ export class Server {
       const r = spawn(andonBin(), [
         "router", "--data", path.join(this.tmp, "router"),
         "--listen", `127.0.0.1:${this.routerPort}`, "--admin", `127.0.0.1:${this.routerAdminPort}`,
-      ], { env: { ...process.env, ANDON_ROUTER_TOKEN: "" }, stdio: ["ignore", rlog, rlog], detached: true });
+      ], { env: withoutRouterToken(), stdio: ["ignore", rlog, rlog], detached: true });
       fs.closeSync(rlog);
       this.extraPids.push(r.pid);
       const admin = `http://127.0.0.1:${this.routerAdminPort}`;

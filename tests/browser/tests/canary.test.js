@@ -105,8 +105,7 @@ test("a bad canary's traffic, verdict and rollback appear live", async () => {
     await card.getByRole("button", { name: "Deploy to production" }).click();
     await card.locator(".alert.ok").waitFor();
     load = traffic(`http://127.0.0.1:${srv.routerPort}`);
-    await until("the canary's split on the page", async () => (await card.locator(".split-part").count()) >= 2, { timeout: 30000 });
-    await sleep(1500);
+    await until("the canary's split on the page", async () => (await card.locator(".split-part").count()) >= 2, { timeout: 30000, every: 50 });
     await shot(page, "canary-live");
     await card.locator(".pill.st-rolled_back").waitFor({ timeout: 80000 });
     const sent = await load.stop();

@@ -1,5 +1,6 @@
 //! One module per command family.
 
+mod demo;
 mod local;
 mod procs;
 mod release;
@@ -36,6 +37,8 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<ExitCode> {
             admin,
             admin_token,
         } => procs::router(data, listen, admin, admin_token).await,
+        Command::Demo { keep, dir, port } => demo::run(keep, dir, port).await,
+        Command::SampleService { .. } => Ok(ExitCode::SUCCESS),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "andon", &mut std::io::stdout());

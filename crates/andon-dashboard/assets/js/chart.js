@@ -5,7 +5,6 @@
 import { s, h } from "./dom.js";
 import { shortDigest, clock } from "./format.js";
 
-const W = 640;
 const HT = 170;
 const L = 36;
 const R = 10;
@@ -23,7 +22,8 @@ function slots(points) {
  * points: [{at, weights: {version: percent}}] oldest first; end: the time
  * the chart runs to (now while the release is live).
  */
-export function trafficChart(points, { start, end, names = {} } = {}) {
+export function trafficChart(points, { start, end, names = {}, width = 640 } = {}) {
+  const W = width;
   if (!points.length) return h("p", { class: "muted small" }, "No traffic shifts recorded for this release.");
   const versions = slots(points);
   const t0 = Math.min(start || points[0].at, points[0].at);

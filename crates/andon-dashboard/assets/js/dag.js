@@ -61,7 +61,8 @@ function clip(text, max) {
 
 export function jobDuration(j, now) {
   if (j.status === "running" && j.started_at_ms) return now - j.started_at_ms;
-  return j.duration_ms || (j.status === "pending" ? null : 0);
+  if (!j.duration_ms && ["pending", "skipped", "cancelled"].includes(j.status)) return null;
+  return j.duration_ms || 0;
 }
 
 /** The SVG for a run's jobs; `href(job)` gives each node's link. */

@@ -27,6 +27,13 @@ const ctx = {
   project: "",
   go: (hash) => { location.hash = hash; },
   refreshProjects,
+  /** A page showing one project's run or release makes it the current one. */
+  setProject(name) {
+    if (!name || name === ctx.project) return;
+    ctx.project = name;
+    try { localStorage.setItem("andon.project", name); } catch { /* private mode */ }
+    renderNav();
+  },
 };
 
 // ---- theme: the system's by default, or the one the user picked --------

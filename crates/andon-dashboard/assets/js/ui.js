@@ -129,3 +129,9 @@ export function table(cols, rows, { caption, rowClass } = {}) {
       h("tbody", null, rows.map((r) =>
         h("tr", { class: rowClass ? rowClass(r) : null }, cols.map((c) => h("td", { class: c.class }, c.cell(r))))))));
 }
+
+/** The small light next to the name: red while any project's line is stopped. */
+export function setBrand(state) {
+  const el = document.getElementById("brand-light");
+  if (el) el.dataset.state = state;
+}

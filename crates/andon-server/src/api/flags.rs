@@ -617,8 +617,9 @@ async fn import_unleash(
         Value::String(s) => s.clone(),
         v => v.to_string(),
     };
-    let imported = andon_flags::import_unleash_env(&text, &req.environment)
+    let mut imported = andon_flags::import_unleash_env(&text, &req.environment)
         .map_err(|e| ApiError::BadRequest(format!("document: {e}")))?;
+    as_plain_bools(&mut imported);
     for key in imported.flags.keys() {
         check_key("flag key", key)?;
     }
@@ -645,6 +646,44 @@ async fn import_unleash(
         &done,
         json!({"imported": keys, "dry_run": req.dry_run}),
     )))
+}
+
+/// Unleash features without variants are on/off toggles; the importer
+/// keeps Unleash's shape (a json flag serving the `disabled` variant, whose
+/// value is null), which OFREP clients would see as "no value". Those become
+/// plain bool flags with the same decisions: `disabled` is served as `on`.
+/// Features with variants stay json flags (their values are the payloads).
+fn as_plain_bools(set: &mut FlagSet) {
+    use andon_flags::{DISABLED_VARIANT, Kind, Serve};
+    let referenced: std::collections::BTreeSet<String> = set
+        .flags
+        .values()
+        .flat_map(|f| f.environments.values())
+        .flat_map(|e| e.prerequisites.iter())
+        .filter(|p| !p.variants.is_empty())
+        .map(|p| p.flag.clone())
+        .collect();
+    for (key, flag) in &mut set.flags {
+        let toggle = flag.kind == Kind::Json
+            && flag.variants.len() == 2
+            && flag.variants.contains_key("off")
+            && flag.variants.contains_key(DISABLED_VARIANT)
+            && !referenced.contains(key);
+        if !toggle {
+            continue;
+        }
+        flag.kind = Kind::Bool;
+        flag.variants.clear();
+        for env in flag.environments.values_mut() {
+            for rule in &mut env.rules {
+                if let Serve::Variant(v) = &mut rule.serve
+                    && v == DISABLED_VARIANT
+                {
+                    "on".clone_into(v);
+                }
+            }
+        }
+    }
 }
 
 #[derive(Deserialize)]

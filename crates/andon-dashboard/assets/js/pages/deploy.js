@@ -11,13 +11,13 @@ import { shortDigest, shortSha, phaseOf, dateTime, duration, clock } from "../fo
 
 export function deployPage(ctx, route) {
   const id = route.id;
-  const body = h("div", null, h("p", { class: "muted" }, "Loading…"));
+  const body = h("div", { class: "stack" }, h("p", { class: "muted" }, "Loading…"));
   const out = h("div", { role: "alert", class: "action-out" });
   const el = h("div", { class: "page" }, body);
   let alive = true;
   let headKey = "";
   const head = h("div");
-  const dyn = h("div");
+  const dyn = h("div", { class: "stack" });
 
   const load = async () => {
     let d;
@@ -31,7 +31,7 @@ export function deployPage(ctx, route) {
       return;
     }
     if (!alive) return;
-    ctx.project = d.project;
+    ctx.setProject(d.project);
     const ph = phaseOf(d.phase);
     const key = `${ph.label}`;
     if (key !== headKey) {
@@ -46,6 +46,7 @@ export function deployPage(ctx, route) {
         h("span", null, `Release #${d.id} `, pill(ph.label)),
         h("span", null, h("a", { href: `#/p/${seg(d.project)}/envs` }, d.project), ` · ${d.environment} · ${d.strategy}`),
         ...acts), out);
+      head.classList.add("stack");
     }
     const points = hub.traffic.get(d.id) || [];
     const log = (hub.deployLog.get(d.id) || []).slice(-60).reverse();
@@ -58,8 +59,11 @@ export function deployPage(ctx, route) {
         ["Took", d.finished_at_ms ? duration(d.finished_at_ms - d.requested_at_ms) : `${duration(Date.now() - d.requested_at_ms)} so far`],
         d.reason ? ["Reason", d.reason] : null,
       ])),
-      env && env.current_deploy === d.id ? section("Traffic now", splitBar(env.weights)) : null,
-      section("Traffic over time", trafficChart(points, { start: d.requested_at_ms, end: d.finished_at_ms || Date.now() })),
+      env && env.current_deploy === d.id ? section("Traffic now", splitBar(env.weights, d.commit ? { [d.version]: shortSha(d.commit) } : {})) : null,
+      section("Traffic over time", trafficChart(points, {
+        start: d.requested_at_ms, end: d.finished_at_ms || Date.now(), width: 1200,
+        names: d.commit ? { [d.version]: shortSha(d.commit) } : {},
+      })),
       section("Judge's verdicts", verdictList(d.verdicts, 50)),
       section("Timeline", log.length
         ? h("ol", { class: "feed" }, log.map((e) => h("li", { class: "feed-item" }, h("time", { class: "muted mono small" }, clock(e.at_ms)), " ", describe(e))))

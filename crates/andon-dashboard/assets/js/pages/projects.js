@@ -5,7 +5,7 @@
 import { h, fill } from "../dom.js";
 import { get, seg, ApiError } from "../api.js";
 import { hub, commitInfo, describe } from "../events.js";
-import { pill, pageHeader, empty, errorBox, throttle } from "../ui.js";
+import { pill, pageHeader, empty, errorBox, throttle, setBrand } from "../ui.js";
 import { shortSha, ago, firstLine, clock, shortDigest } from "../format.js";
 
 const FINAL = new Set(["passed", "failed"]);
@@ -159,6 +159,7 @@ export function projectsPage(ctx) {
       if (L.active) busy += 1;
       return card(p, runs, envs, gateMsg);
     });
+    setBrand(red ? "red" : green ? "green" : "unknown");
     summary.textContent = `${projects.length} project${projects.length === 1 ? "" : "s"} · ${green} green · ${red} stopped · ${busy} building`;
     fill(grid, cards);
     renderFeed();

@@ -207,7 +207,7 @@ export function runPage(ctx, route) {
         artifacts = await get(`/api/v1/runs/${id}/artifacts`).catch(() => null);
       }
       if (!alive) return;
-      ctx.project = run.project;
+      ctx.setProject(run.project);
       render();
     } catch (err) {
       if (alive) fill(el, errorBox(err));

@@ -162,7 +162,10 @@ export function streamPage(ctx, route) {
               orderedEnvs.length ? h("th", { scope: "colgroup", colspan: orderedEnvs.length, class: "env-start" }, "Environments") : null),
             h("tr", null,
               h("th", { scope: "col" }, "Commit"),
-              stages.map((st, i) => headCell(st, i, `${(rows[0].jobs || []).filter((j) => j.stage === st).length} jobs`)),
+              stages.map((st, i) => {
+                const n = (rows[0].jobs || []).filter((j) => j.stage === st).length;
+                return headCell(st, i, `${n} job${n === 1 ? "" : "s"}`);
+              }),
               orderedEnvs.map((e, i) => headCell(e.name, stages.length + i,
                 e.stable ? `live ${shortDigest(e.stable).slice(0, 8)}` : e.strategy)))),
           h("tbody", null, trs))),
