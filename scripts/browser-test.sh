@@ -40,7 +40,7 @@ cleanup() {
     for proc in /proc/[0-9]*; do
         pid=${proc#/proc/}
         [ "$pid" = "$$" ] && continue
-        cmd=$(tr '\0' ' ' <"$proc/cmdline" 2>/dev/null || true)
+        cmd=$(tr '\0' ' ' 2>/dev/null <"$proc/cmdline" || true)
         cwd=$(readlink "$proc/cwd" 2>/dev/null || true)
         case "$cmd $cwd" in
             *"$RUN_TMP"*) kill -9 "$pid" 2>/dev/null || true ;;

@@ -96,7 +96,7 @@ schemas = {
       "flaky": {"type": "boolean"}, "allow_failure": {"type": "boolean"}, "artifacts": {"type": "object", "additionalProperties": {"type": "string"}}}},
   "ArtifactRef": {"type": "object", "properties": {"job": {"type": "string"}, "path": {"type": "string"}, "digest": {"type": "string"}}},
   "Event": {"type": "object", "required": ["seq", "at_ms", "actor", "type"], "properties": {"seq": {"type": "integer"}, "at_ms": {"type": "integer"}, "actor": {"type": "string"}, "type": {"type": "string"}}, "additionalProperties": True},
-  "DeployRequest": {"type": "object", "additionalProperties": False, "properties": {"artifact": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}, "run": {"type": "integer", "minimum": 0}, "path": {"type": "string"}, "reason": {"type": "string"}, "contract_migration": {"type": "boolean"}}},
+  "DeployRequest": {"type": "object", "additionalProperties": False, "properties": {"artifact": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}, "run": {"type": "integer", "minimum": 0}, "path": {"type": "string"}, "reason": {"type": "string"}, "contract_migration": {"type": "boolean"}, "override_reason": {"type": "string", "description": "deploy to production while the line is stopped; recorded as line_overridden"}}},
   "Deploy": {"type": "object", "properties": {"id": {"type": "integer"}, "project": {"type": "string"}, "environment": {"type": "string"}, "version": {"type": "string"}, "strategy": {"type": "string"}, "phase": {}, "run_id": {"type": "integer"}, "commit": {"type": "string"}, "requested_at_ms": {"type": "integer"}, "finished_at_ms": {"type": "integer"}, "verdicts": {"type": "array"}, "reason": {"type": "string"}}},
   "Environment": {"type": "object", "properties": {"name": {"type": "string"}, "after": {"type": ["string", "null"]}, "strategy": {"type": "string"}, "stable": {"type": ["string", "null"]}, "current_deploy": {"type": ["integer", "null"]}, "weights": {"type": "object"}, "instances": {"type": "array"}, "good_versions": {"type": "array"}}},
   "CreateToken": {"type": "object", "required": ["name", "role"], "additionalProperties": False, "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 100}, "role": {"type": "string", "enum": ["viewer", "developer", "deployer", "admin"]}, "environment": {"type": "string"}}},
@@ -208,6 +208,37 @@ schemas.update({
       "history": arr({"type": "object", "properties": {"seq": {"type": "integer"}, "at_ms": {"type": "integer"}, "actor": {"type": "string"},
           "reason": {"type": "string"}, "action": {"type": "string", "enum": ["created", "changed", "deleted"]}, "changes": arr({"type": "string"})}}),
       "last_evaluated_ms": {"type": "object", "additionalProperties": {"type": "integer"}}}},
+})
+
+# --- flow: the cord, DORA metrics, incidents, board, notifications (crates/andon-server/src/api/flow.rs) ---
+num_or_null = {"type": ["number", "null"]}
+inc_id = P("id", {"type": "integer", "minimum": 0})
+paths.update({
+  "/api/v1/projects/{project}/gate": {"get": op("Is trunk green? 200 `{status: green}`, or 423 `{status: stopped, since_ms, run_id, commit, fixer, error}` while the line is stopped (viewer)", "flow", 200,
+      {"type": "object", "properties": {"status": {"type": "string", "enum": ["green", "stopped"]}, "since_ms": {"type": "integer"}, "run_id": {"type": "integer"}, "commit": {"type": "string"}, "fixer": {"type": ["string", "null"]}}},
+      params=[P("project")], extra={"x-also": {"423": "the line is stopped (same body, status stopped)"}})},
+  "/api/v1/projects/{project}/metrics": {"get": op("DORA keys, bands and gear of one environment over a period (viewer); default env: the production environment, default period: the last 30 days", "flow", 200, ref("Metrics"),
+      params=[P("project"), query("env", {"type": "string"}), query("since", {"type": "string", "description": "RFC 3339 or YYYY-MM-DD"}), query("until", {"type": "string", "description": "RFC 3339 or YYYY-MM-DD"})])},
+  "/api/v1/projects/{project}/incidents": {"get": op("Incidents of a project, newest first (viewer)", "incidents", 200, arr(ref("Incident")), params=[P("project")])},
+  "/api/v1/incidents/{id}": {"get": op("One incident with its timeline and postmortem (viewer)", "incidents", 200, ref("Incident"), params=[inc_id])},
+  "/api/v1/incidents/{id}/postmortem": {"put": op("Write the blameless postmortem (developer)", "incidents", 200, ref("Incident"),
+      body={"type": "object", "additionalProperties": False, "properties": {"went_right": {"type": "string"}, "went_wrong": {"type": "string"}, "action_items": arr({"type": "string"})}}, params=[inc_id])},
+  "/api/v1/incidents/{id}/resolve": {"post": op("Resolve an incident (deployer)", "incidents", 200, ref("Incident"),
+      body={"type": "object", "additionalProperties": False, "properties": {"note": {"type": "string"}}}, params=[inc_id])},
+  "/api/v1/projects/{project}/board": {"get": op("The board: columns with cards and WIP limits, card lead/cycle time, cumulative flow over 30 days (viewer)", "board", 200, {"type": "object"}, params=[P("project")])},
+  "/api/v1/projects/{project}/cards": {"post": op("Create a card, in the first column unless `column` (developer)", "board", 201, {"type": "object"},
+      body={"type": "object", "required": ["title"], "additionalProperties": False, "properties": {"title": {"type": "string", "minLength": 1, "maxLength": 500}, "column": {"type": "string"}}}, params=[P("project")])},
+  "/api/v1/projects/{project}/cards/{id}/move": {"post": op("Move a card (developer); a full column answers 409 unless an admin gives override_reason", "board", 200, {"type": "object"},
+      body={"type": "object", "required": ["to"], "additionalProperties": False, "properties": {"to": {"type": "string"}, "override_reason": {"type": "string"}}}, params=[P("project"), inc_id])},
+  "/api/v1/projects/{project}/notifications": {"get": op("Notification delivery attempts, newest first (viewer)", "flow", 200, arr({"type": "object"}), params=[P("project")])},
+})
+schemas.update({
+  "Metrics": {"type": "object", "required": ["deployment_frequency_per_day", "lead_time_median_s", "change_failure_rate", "time_to_restore_median_s", "bands", "gear"], "properties": {
+      "deployment_frequency_per_day": num_or_null, "lead_time_median_s": num_or_null, "lead_time_p90_s": num_or_null, "change_failure_rate": num_or_null,
+      "time_to_restore_median_s": num_or_null, "time_to_green_median_s": num_or_null, "bands": {"type": "object", "additionalProperties": {"type": "string"}},
+      "gear": {"type": ["object", "null"]}, "project": {"type": "string"}, "environment": {"type": "string"}, "since_ms": {"type": "integer"}, "until_ms": {"type": "integer"}}},
+  "Incident": {"type": "object", "properties": {"id": {"type": "integer"}, "project": {"type": "string"}, "environment": {"type": "string"}, "deploy_id": {"type": ["integer", "null"]},
+      "title": {"type": "string"}, "opened_at_ms": {"type": "integer"}, "resolved_at_ms": {"type": ["integer", "null"]}, "timeline": arr({"type": "object"}), "postmortem": {"type": ["object", "null"]}}},
 })
 
 doc = {

@@ -101,6 +101,9 @@ pub(crate) async fn run_job(ctx: &RunCtx<'_>, i: usize) -> JobReport {
         // when the job failed), stored only when it passed.
         let (matched, missing) = expand_artifacts(&spec.checkout, &job.artifacts);
         let results = collect_junit(&reports_dir, &spec.checkout, &matched).await;
+        // Read once, then gone: leaving hundreds of directories for the end
+        // of the run made cleaning up cost more than running trivial jobs.
+        let _ = tokio::fs::remove_dir_all(&reports_dir).await;
         if outcome == JobOutcome::Passed && !missing.is_empty() {
             for m in &missing {
                 ctx.log(
@@ -269,8 +272,7 @@ fn reports_dir(spec: &RunSpec, i: usize, job: &JobSpec, attempt: u32) -> PathBuf
     let dir = spec
         .work_dir
         .join("reports")
-        .join(format!("{i}-{safe}"))
-        .join(attempt.to_string());
+        .join(format!("{i}-{safe}-{attempt}"));
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::create_dir_all(&dir);
     dir

@@ -23,6 +23,13 @@ pub(crate) enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Locked(String),
+    /// A flow rule said no (`andon_flow::Refusal`): its own code and status.
+    #[error("{message}")]
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
     #[error("too many failed authentications; retry later")]
     TooManyRequests,
     #[error("internal error")]
@@ -38,6 +45,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Locked(_) => (StatusCode::LOCKED, "locked"),
+            ApiError::Refused { status, code, .. } => (*status, *code),
             ApiError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

@@ -43,7 +43,57 @@ pub(crate) async fn render(State(state): State<Arc<AppState>>) -> impl IntoRespo
     let _ = writeln!(out, "# HELP andon_projects Watched projects.");
     let _ = writeln!(out, "# TYPE andon_projects gauge");
     let _ = writeln!(out, "andon_projects {}", views.projects.all().count());
+    flow_gauges(&views, &mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// The line and the DORA keys per project, for the production environment
+/// over the last 30 days; a key without data is left out, not zero.
+fn flow_gauges(views: &crate::state::Views, out: &mut String) {
+    const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+    let now = crate::auth::now_ms();
+    let since = now.saturating_sub(30 * DAY_MS);
+    let _ = writeln!(out, "# HELP andon_line_stopped 1 while the project's trunk is red.");
+    let _ = writeln!(out, "# TYPE andon_line_stopped gauge");
+    let projects: Vec<String> = views.projects.all().map(|p| p.name.clone()).collect();
+    for p in &projects {
+        let stopped = u8::from(views.flow.cord.is_stopped(p));
+        let _ = writeln!(out, "andon_line_stopped{{project=\"{}\"}} {stopped}", escape(p));
+    }
+    let keys: [(&str, &str); 4] = [
+        ("andon_dora_deployment_frequency_per_day", "Successful deployments per day, last 30 days."),
+        ("andon_dora_lead_time_median_seconds", "Median commit-to-production time, last 30 days."),
+        ("andon_dora_change_failure_rate", "Failed deployments / finished deployments, last 30 days."),
+        ("andon_dora_time_to_restore_median_seconds", "Median time to restore service, last 30 days."),
+    ];
+    let all: Vec<(String, String, [Option<f64>; 4])> = projects
+        .iter()
+        .map(|p| {
+            let env = views.flow.production_env(p).unwrap_or("production").to_string();
+            let m = views.flow.dora.metrics(p, &env, since, now);
+            let values = [
+                m.deployment_frequency_per_day,
+                m.lead_time_median_s,
+                m.change_failure_rate,
+                m.time_to_restore_median_s,
+            ];
+            (p.clone(), env, values)
+        })
+        .collect();
+    for (i, (name, help)) in keys.iter().enumerate() {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for (p, env, values) in &all {
+            if let Some(v) = values[i] {
+                let _ = writeln!(
+                    out,
+                    "{name}{{project=\"{}\",environment=\"{}\"}} {v}",
+                    escape(p),
+                    escape(env)
+                );
+            }
+        }
+    }
 }
 
 /// Fixed label values, so a job status can never inject text into the output.

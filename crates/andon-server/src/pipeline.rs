@@ -34,6 +34,20 @@ pub(crate) async fn queue_run(
         .await
         .unwrap_or_default();
     let automatic = !matches!(trigger, Trigger::Manual | Trigger::Local);
+    // Every new trunk commit of a push, oldest first, for lead time; the
+    // run's own commit comes last.
+    let old_head = {
+        let views = state.read_views();
+        views
+            .projects
+            .get(project)
+            .filter(|p| p.trunk == branch)
+            .and_then(|p| p.heads.get(branch).cloned())
+    };
+    let earlier = match &old_head {
+        Some(old) if old != commit => crate::flow::new_commits(&mirror, old, commit).await,
+        _ => Vec::new(),
+    };
     let run_id = state.append_with(actor, |views| {
         let seen = views
             .projects
@@ -44,8 +58,18 @@ pub(crate) async fn queue_run(
             return (Vec::new(), None);
         }
         let run_id = views.runs.next_id();
-        (
-            vec![
+        let mut events: Vec<Event> = earlier
+            .into_iter()
+            .map(|(c, message, author, committed_at_ms)| Event::CommitSeen {
+                project: project.to_string(),
+                branch: branch.to_string(),
+                commit: c,
+                message,
+                author,
+                committed_at_ms,
+            })
+            .collect();
+        events.extend([
                 Event::CommitSeen {
                     project: project.to_string(),
                     branch: branch.to_string(),
@@ -61,9 +85,8 @@ pub(crate) async fn queue_run(
                     branch: branch.to_string(),
                     trigger,
                 },
-            ],
-            Some(run_id),
-        )
+        ]);
+        (events, Some(run_id))
     })?;
     if let Some(id) = run_id {
         state

@@ -52,7 +52,15 @@ pub(crate) async fn sync(repo: &str, mirror: &Path) -> Result<(), RepoError> {
     }
     git(
         Some(mirror),
-        &["fetch", "--quiet", "--prune", "origin", "+refs/heads/*:refs/heads/*"],
+        &[
+            "fetch",
+            "--quiet",
+            "--prune",
+            "--no-auto-maintenance",
+            "--no-write-fetch-head",
+            "origin",
+            "+refs/heads/*:refs/heads/*",
+        ],
     )
     .await?;
     Ok(())

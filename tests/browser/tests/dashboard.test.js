@@ -102,7 +102,34 @@ test("every page loads without console errors, and is screenshotted", async () =
     await page.getByText("assertion failed", { exact: false }).first().waitFor();
     await visit("#/p/shop/envs", ".env-card[data-env=production]", "environments");
     const paths = Object.keys(spec.paths);
-    if (paths.includes("/api/v1/flags")) await visit("#/flags", "main h1", "flags");
+    if (paths.includes("/api/v1/flags/{key}") && spec.paths["/api/v1/flags/{key}"].put) {
+      await srv.api("PUT", "/api/v1/flags/new-checkout", {
+        reason: "browser test",
+        flag: {
+          description: "The one-page checkout", owner: "team-shop", temporary: true,
+          environments: {
+            production: { enabled: true, rules: [{ conditions: [{ attribute: "country", operator: "in", values: ["no"] }], serve: "on" }] },
+            staging: { enabled: true },
+          },
+        },
+      });
+      await srv.api("PUT", "/api/v1/flags/search-v2", {
+        reason: "browser test",
+        flag: { description: "New search ranking", owner: "team-search", environments: { staging: { enabled: true }, production: { enabled: false } } },
+      });
+      await visit("#/flags", "td .mono", "flags");
+      // A lever, with a reason, changes the row live.
+      if (spec.paths["/api/v1/flags/{key}/rollout"]) {
+        await page.locator("#flag-reason").fill("ramp up in staging");
+        const input = page.getByLabel("Rollout of new-checkout in staging, percent");
+        await input.fill("40");
+        await input.locator("xpath=following-sibling::button[1]").click();
+        await page.getByText("40%", { exact: false }).first().waitFor();
+        await shot(page, "flags");
+      }
+    } else if (paths.includes("/api/v1/flags")) {
+      await visit("#/flags", "main h1", "flags");
+    }
     if (paths.includes("/api/v1/projects/{project}/metrics")) await visit("#/p/shop/metrics", ".tile, .alert", "metrics");
     if (paths.includes("/api/v1/projects/{project}/board")) await visit("#/p/shop/board", ".board, .empty", "board");
     if (paths.includes("/api/v1/projects/{project}/incidents")) await visit("#/p/shop/incidents", "table.grid, .empty", "incidents");

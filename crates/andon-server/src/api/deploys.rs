@@ -56,6 +56,10 @@ pub(crate) struct DeployReq {
     /// The release ran a `contract` database migration: no rollback past it.
     #[serde(default)]
     contract_migration: bool,
+    /// Deploy to production although the line is stopped; recorded as
+    /// `line_overridden` with this reason.
+    #[serde(default)]
+    override_reason: Option<String>,
 }
 
 /// Finds what to deploy: (digest, run, commit).
@@ -119,6 +123,21 @@ pub(crate) async fn deploy(
     Json(req): Json<DeployReq>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require_env(Role::Deployer, &env_name)?;
+    // The cord, windows and freezes first: a refusal needs no router.
+    let asked = req
+        .artifact
+        .clone()
+        .or(req.run.map(|r| format!("run {r}")))
+        .unwrap_or_default();
+    super::flow::check_deploy(
+        &state,
+        &caller,
+        &project,
+        &env_name,
+        &asked,
+        req.override_reason.as_deref(),
+    )
+    .await?;
     let ctl = controller(&state)?;
     let (digest, run_id, commit) = resolve_artifact(&state, &project, &req)?;
     let cfg = match &commit {

@@ -6,6 +6,7 @@
 mod artifacts;
 mod deploys;
 mod events;
+pub(crate) mod flow;
 pub(crate) mod flags;
 mod ofrep;
 mod projects;
@@ -71,6 +72,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/tokens/{id}", delete(tokens::revoke))
         .route("/webhooks/{forge}", post(webhooks::receive))
         .merge(flags::routes())
+        .merge(flow::routes())
         .route("/openapi.json", get(openapi));
     Router::new()
         .nest("/api/v1", api)

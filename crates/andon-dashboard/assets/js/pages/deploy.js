@@ -59,7 +59,7 @@ export function deployPage(ctx, route) {
         ["Took", d.finished_at_ms ? duration(d.finished_at_ms - d.requested_at_ms) : `${duration(Date.now() - d.requested_at_ms)} so far`],
         d.reason ? ["Reason", d.reason] : null,
       ])),
-      env && env.current_deploy === d.id ? section("Traffic now", splitBar(env.weights, d.commit ? { [d.version]: shortSha(d.commit) } : {})) : null,
+      env && env.current_deploy === d.id ? section("Traffic now", splitBar(env.weights, d.commit ? { [d.version]: shortSha(d.commit) } : {}, env.stable)) : null,
       section("Traffic over time", trafficChart(points, {
         start: d.requested_at_ms, end: d.finished_at_ms || Date.now(), width: 1200,
         names: d.commit ? { [d.version]: shortSha(d.commit) } : {},

@@ -20,8 +20,9 @@ const ACTIONS = [
 ];
 
 /** A horizontal bar of the router's current weights. */
-export function splitBar(weights, names = {}) {
-  const entries = Object.entries(weights || {});
+export function splitBar(weights, names = {}, stable = null) {
+  // The stable version first, as in the chart: same colour for the same role.
+  const entries = Object.entries(weights || {}).sort(([a], [b]) => (b === stable) - (a === stable));
   if (!entries.length) return h("p", { class: "muted small" }, "No traffic routed yet.");
   const bar = h("div", { class: "split-bar", role: "img", "aria-label": `Traffic: ${entries.map(([v, w]) => `${names[v] || shortDigest(v)} ${w}%`).join(", ")}` });
   entries.forEach(([v, w], i) => {
@@ -147,7 +148,7 @@ export function envsPage(ctx, route) {
           ["Good versions", String((e.good_versions || []).length)],
         ]),
         h("h3", { class: "sub" }, "Traffic now"),
-        splitBar(e.weights, names),
+        splitBar(e.weights, names, e.stable),
         shown ? [h("h3", { class: "sub" }, `Traffic over release #${shown.id}`),
           trafficChart(points, { start: shown.requested_at_ms, end: shown.finished_at_ms || Date.now(), names })] : null,
         shown ? [h("h3", { class: "sub" }, "Judge"), verdictList(shown.verdicts, 3)] : null,
