@@ -289,6 +289,19 @@ pub(crate) enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Feature flags: list, inspect, kill, roll out, apply as code, import.
+    #[command(subcommand)]
+    Flags(crate::cmd::FlagsCmd),
+    /// The DORA keys, bands and gear of a project.
+    Metrics(crate::cmd::MetricsArgs),
+    /// The project's board: columns, cards, WIP limits.
+    Board(crate::cmd::BoardArgs),
+    /// Cards on the board: add, move.
+    #[command(subcommand)]
+    Card(crate::cmd::CardCmd),
+    /// Git hooks: `andon hook install [--refuse]` asks the gate before a push.
+    #[command(subcommand)]
+    Hook(crate::cmd::HookCmd),
     /// Print shell completions.
     Completions {
         shell: clap_complete::Shell,

@@ -210,7 +210,10 @@ impl Client {
     pub fn evaluate(&self, key: &str, ctx: &Context) -> Evaluation {
         let snap = self.inner.snap.load();
         let r = snap.engine.evaluate(&self.inner.cfg.environment, key, ctx);
-        if r.error.as_ref().is_none_or(|e| e.code != andon_flags::ErrorCode::FlagNotFound) {
+        if r.error
+            .as_ref()
+            .is_none_or(|e| e.code != andon_flags::ErrorCode::FlagNotFound)
+        {
             self.inner
                 .tally()
                 .evaluated(key, r.variant.unwrap_or(NO_VARIANT));
@@ -218,7 +221,13 @@ impl Client {
         r.to_evaluation()
     }
 
-    fn value_or<T>(&self, key: &str, ctx: &Context, default: T, pick: impl Fn(&Value) -> Option<T>) -> T {
+    fn value_or<T>(
+        &self,
+        key: &str,
+        ctx: &Context,
+        default: T,
+        pick: impl Fn(&Value) -> Option<T>,
+    ) -> T {
         let e = self.evaluate(key, ctx);
         if e.error.is_some() {
             return default;
@@ -234,7 +243,9 @@ impl Client {
 
     /// The flag's string value, or `default`.
     pub fn string_value(&self, key: &str, ctx: &Context, default: &str) -> String {
-        self.value_or(key, ctx, default.to_owned(), |v| v.as_str().map(str::to_owned))
+        self.value_or(key, ctx, default.to_owned(), |v| {
+            v.as_str().map(str::to_owned)
+        })
     }
 
     /// The flag's numeric value, or `default`.

@@ -55,12 +55,11 @@ impl Inner {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
                 let body = resp.bytes().await.map_err(http)?;
-                let set: FlagSet = serde_json::from_slice(&body).map_err(|source| {
-                    SdkError::Snapshot {
+                let set: FlagSet =
+                    serde_json::from_slice(&body).map_err(|source| SdkError::Snapshot {
                         url: url.clone(),
                         source,
-                    }
-                })?;
+                    })?;
                 self.install(&set, etag);
                 Ok(true)
             }

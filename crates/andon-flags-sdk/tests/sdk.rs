@@ -2,6 +2,8 @@
 //! snapshot, changes over the stream, life without the server, reconnecting,
 //! exposure reports, and the OpenFeature provider.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -142,7 +144,10 @@ fn config(base: &str, token: &str) -> ClientConfig {
 async fn wait_for(client: &Client, what: &str, cond: impl Fn(&Client) -> bool) -> Duration {
     let start = Instant::now();
     while !cond(client) {
-        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     start.elapsed()
@@ -161,8 +166,15 @@ async fn evaluates_in_process_from_the_snapshot() {
     assert_eq!(client.evaluate("checkout", &se).reason, Reason::Default);
     assert_eq!(client.string_value("theme", &no, "x"), "#000");
     assert_eq!(client.json_value("limits", &no, Value::Null)["max"], 5);
-    assert!(client.bool_value("missing", &no, true), "unknown flags give the default");
-    assert_eq!(client.int_value("theme", &no, 7), 7, "wrong type gives the default");
+    assert!(
+        client.bool_value("missing", &no, true),
+        "unknown flags give the default"
+    );
+    assert_eq!(
+        client.int_value("theme", &no, 7),
+        7,
+        "wrong type gives the default"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,7 +203,12 @@ async fn the_last_snapshot_serves_while_the_server_is_gone_then_it_reconnects() 
     let dir = tempfile::tempdir().unwrap();
     let s = start_at(dir.path(), "127.0.0.1:0").await;
     let base = s.base();
-    put_flag(&base, "checkout", json!({"environments": {"production": {"enabled": true}}})).await;
+    put_flag(
+        &base,
+        "checkout",
+        json!({"environments": {"production": {"enabled": true}}}),
+    )
+    .await;
     let token = sdk_token(&base, "production").await;
     let client = Client::connect(config(&base, &token)).await;
     wait_for(&client, "the stream", Client::is_streaming).await;
@@ -202,7 +219,10 @@ async fn the_last_snapshot_serves_while_the_server_is_gone_then_it_reconnects() 
     s.stop().await;
     wait_for(&client, "the disconnect", |c| !c.is_streaming()).await;
     assert!(client.refresh().await.is_err(), "the server is gone");
-    assert!(client.bool_value("checkout", &ctx, false), "the last snapshot still serves");
+    assert!(
+        client.bool_value("checkout", &ctx, false),
+        "the last snapshot still serves"
+    );
 
     // The server comes back on the same address; a change made there
     // reaches the client once it has reconnected.
@@ -274,7 +294,10 @@ async fn exposures_and_outcomes_arrive_as_one_event() {
     let r = reports[0];
     assert_eq!(r["actor"], "web-sdk");
     assert_eq!(r["environment"], "production");
-    assert_eq!(r["counts"]["checkout"]["on"], json!({"evaluations": 5, "errors": 1, "outcomes": 2}));
+    assert_eq!(
+        r["counts"]["checkout"]["on"],
+        json!({"evaluations": 5, "errors": 1, "outcomes": 2})
+    );
     assert_eq!(r["counts"]["checkout"]["off"]["evaluations"], 1);
 }
 
@@ -298,9 +321,15 @@ async fn the_openfeature_provider_resolves_every_type() {
     assert_eq!(t.value, "#000");
     let st = provider.resolve_struct_value("limits", &ctx).await.unwrap();
     assert_eq!(st.value.fields["max"], open_feature::Value::Int(5));
-    let e = provider.resolve_bool_value("theme", &ctx).await.unwrap_err();
+    let e = provider
+        .resolve_bool_value("theme", &ctx)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, EvaluationErrorCode::TypeMismatch);
-    let e = provider.resolve_int_value("missing", &ctx).await.unwrap_err();
+    let e = provider
+        .resolve_int_value("missing", &ctx)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, EvaluationErrorCode::FlagNotFound);
 
     // Through the OpenFeature API, as an application would use it.
@@ -308,7 +337,11 @@ async fn the_openfeature_provider_resolves_every_type() {
     api.set_provider(client.provider()).await;
     let of = api.create_client();
     drop(api);
-    assert!(of.get_bool_value("checkout", Some(&ctx), None).await.unwrap());
+    assert!(
+        of.get_bool_value("checkout", Some(&ctx), None)
+            .await
+            .unwrap()
+    );
     let f = of.get_float_value("missing", Some(&ctx), None).await;
     assert!(f.is_err());
 }

@@ -124,7 +124,10 @@ impl Fold {
     fn apply(&mut self, env: &Envelope) {
         match &env.event {
             Event::FlagChanged {
-                flag, after, reason, ..
+                flag,
+                after,
+                reason,
+                ..
             } => {
                 let before = self.set.flags.remove(flag);
                 self.pending.remove(flag);
@@ -407,10 +410,7 @@ pub(crate) async fn scheduler(state: Arc<AppState>) {
 }
 
 /// Resolves with `shutdown`, after ending the flag change streams.
-pub(crate) async fn closing(
-    state: Arc<AppState>,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
+pub(crate) async fn closing(state: Arc<AppState>, shutdown: impl std::future::Future<Output = ()>) {
     shutdown.await;
     state.flags.closing.cancel();
 }

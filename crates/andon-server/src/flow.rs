@@ -165,10 +165,7 @@ pub(crate) fn learn_config(state: &AppState, project: &str, cfg: &andon_config::
         .views
         .write()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    views
-        .flow
-        .production_env
-        .insert(project.to_string(), prod);
+    views.flow.production_env.insert(project.to_string(), prod);
     let same = views
         .flow
         .board_configs

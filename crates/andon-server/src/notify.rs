@@ -89,7 +89,16 @@ async fn notify(state: &Arc<AppState>, client: &reqwest::Client, project: &str, 
             url,
         };
         tokio::spawn(async move {
-            deliver(&state, &client, &project, &target, seq, &body, signature.as_deref()).await;
+            deliver(
+                &state,
+                &client,
+                &project,
+                &target,
+                seq,
+                &body,
+                signature.as_deref(),
+            )
+            .await;
         });
     }
 }

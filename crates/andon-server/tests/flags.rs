@@ -2,6 +2,8 @@
 //! audit trail, the scheduler, the SDK snapshot, exposure reports, and
 //! OFREP checked against the protocol's own OpenAPI document.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -95,7 +97,8 @@ impl TestServer {
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
-        self.call(reqwest::Method::GET, path, Some(ADMIN), None).await
+        self.call(reqwest::Method::GET, path, Some(ADMIN), None)
+            .await
     }
 
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
@@ -178,14 +181,28 @@ async fn changes_need_a_reason_a_role_and_are_audited() {
     let (s, _dir) = start().await;
     let created = s.put_flag("checkout", checkout()).await;
     assert_eq!(created["created"], true);
-    assert!(created["changes"][0].as_str().unwrap().contains("+ flag checkout"), "{created}");
+    assert!(
+        created["changes"][0]
+            .as_str()
+            .unwrap()
+            .contains("+ flag checkout"),
+        "{created}"
+    );
 
     // No reason, no change.
     let (status, body) = s
-        .put("/api/v1/flags/checkout", json!({"flag": checkout(), "reason": " "}))
+        .put(
+            "/api/v1/flags/checkout",
+            json!({"flag": checkout(), "reason": " "}),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("reason"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("reason")
+    );
 
     // A viewer reads but does not change.
     let viewer = s.token("reader", "viewer", None).await;
@@ -207,18 +224,38 @@ async fn changes_need_a_reason_a_role_and_are_audited() {
     let mut bad = checkout();
     bad["environments"]["production"]["default_variant"] = json!("purple");
     let (status, body) = s
-        .put("/api/v1/flags/checkout", json!({"flag": bad, "reason": "typo"}))
+        .put(
+            "/api/v1/flags/checkout",
+            json!({"flag": bad, "reason": "typo"}),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
     let msg = body["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("flags.checkout.environments.production.default_variant"), "{msg}");
+    assert!(
+        msg.contains("flags.checkout.environments.production.default_variant"),
+        "{msg}"
+    );
     let (status, body) = s
-        .put("/api/v1/flags/checkout", json!({"flag": {"kind": "bool", "colour": 1}, "reason": "x"}))
+        .put(
+            "/api/v1/flags/checkout",
+            json!({"flag": {"kind": "bool", "colour": 1}, "reason": "x"}),
+        )
         .await;
     assert_eq!(status, 400);
-    assert!(body["error"]["message"].as_str().unwrap().contains("colour"), "{body}");
-    let (status, _) = s.put("/api/v1/flags/stale", json!({"flag": {}, "reason": "x"})).await;
-    assert!(status == 400 || status == 405, "reserved key accepted: {status}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("colour"),
+        "{body}"
+    );
+    let (status, _) = s
+        .put("/api/v1/flags/stale", json!({"flag": {}, "reason": "x"}))
+        .await;
+    assert!(
+        status == 400 || status == 405,
+        "reserved key accepted: {status}"
+    );
 
     // Kill switch in one environment, then a rollout.
     let (status, body) = s
@@ -265,7 +302,11 @@ async fn changes_need_a_reason_a_role_and_are_audited() {
     // Every change is a flag_changed event with who and why.
     let events = s.events_of("flag_changed").await;
     assert_eq!(events.len(), 3);
-    assert!(events.iter().all(|e| e["project"] == "" && e["actor"] == "admin"));
+    assert!(
+        events
+            .iter()
+            .all(|e| e["project"] == "" && e["actor"] == "admin")
+    );
     assert_eq!(events[1]["reason"], "errors spiked");
 
     // Deleting a flag another one needs is refused; then deleted for real.
@@ -284,12 +325,23 @@ async fn changes_need_a_reason_a_role_and_are_audited() {
         .await;
     assert_eq!(status, 409, "{body}");
     let (status, _) = s
-        .call(reqwest::Method::DELETE, "/api/v1/flags/child?reason=gone", Some(ADMIN), None)
+        .call(
+            reqwest::Method::DELETE,
+            "/api/v1/flags/child?reason=gone",
+            Some(ADMIN),
+            None,
+        )
         .await;
     assert_eq!(status, 200);
     let (status, body) = s.get("/api/v1/flags/child").await;
     assert_eq!(status, 404);
-    assert!(body["error"]["message"].as_str().unwrap().contains("deleted by admin"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("deleted by admin"),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,14 +359,25 @@ async fn a_scoped_token_changes_only_its_environment() {
         }
     };
     assert_eq!(
-        call("/api/v1/flags/checkout/kill", json!({"environment": "staging", "reason": "r"})).await,
+        call(
+            "/api/v1/flags/checkout/kill",
+            json!({"environment": "staging", "reason": "r"})
+        )
+        .await,
         200
     );
     assert_eq!(
-        call("/api/v1/flags/checkout/kill", json!({"environment": "production", "reason": "r"})).await,
+        call(
+            "/api/v1/flags/checkout/kill",
+            json!({"environment": "production", "reason": "r"})
+        )
+        .await,
         403
     );
-    assert_eq!(call("/api/v1/flags/checkout/kill", json!({"reason": "r"})).await, 403);
+    assert_eq!(
+        call("/api/v1/flags/checkout/kill", json!({"reason": "r"})).await,
+        403
+    );
     // A PUT that also touches production is refused; one that does not passes.
     let mut f = checkout();
     f["environments"]["production"]["enabled"] = json!(false);
@@ -374,9 +437,17 @@ async fn scheduled_changes_are_applied_by_the_scheduler() {
         assert!(Instant::now() < deadline, "not applied: {one}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let last = applied["history"].as_array().unwrap().last().cloned().unwrap();
+    let last = applied["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap();
     let reason = last["reason"].as_str().unwrap();
-    assert!(reason.contains("staging") && reason.contains("50") && reason.contains("ramp to half"), "{reason}");
+    assert!(
+        reason.contains("staging") && reason.contains("50") && reason.contains("ramp to half"),
+        "{reason}"
+    );
     assert_eq!(applied["schedule"], json!([]));
     let rules = &applied["flag"]["environments"]["staging"]["rules"];
     assert_eq!(rules[0]["rollout"]["percentage"], 50.0, "{applied}");
@@ -385,7 +456,11 @@ async fn scheduled_changes_are_applied_by_the_scheduler() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_shows_the_diff_then_makes_the_document_the_truth() {
     let (s, _dir) = start().await;
-    s.put_flag("old", json!({"environments": {"production": {"enabled": true}}})).await;
+    s.put_flag(
+        "old",
+        json!({"environments": {"production": {"enabled": true}}}),
+    )
+    .await;
     let doc = json!({
         "flags": {
             "checkout": checkout(),
@@ -396,31 +471,56 @@ async fn apply_shows_the_diff_then_makes_the_document_the_truth() {
         "segments": {"beta": {"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@andon.dev"]}]}}
     });
     let (status, dry) = s
-        .post("/api/v1/flags/apply", json!({"document": doc, "dry_run": true}))
+        .post(
+            "/api/v1/flags/apply",
+            json!({"document": doc, "dry_run": true}),
+        )
         .await;
     assert_eq!(status, 200, "{dry}");
     assert_eq!(dry["applied"], false);
-    let lines: Vec<&str> = dry["changes"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let lines: Vec<&str> = dry["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert!(lines.contains(&"+ segment beta"), "{lines:?}");
     assert!(lines.contains(&"- flag old"), "{lines:?}");
     assert!(lines.contains(&"+ flag theme"), "{lines:?}");
     let (_, list) = s.get("/api/v1/flags").await;
-    assert_eq!(list["flags"].as_array().unwrap().len(), 1, "a dry run changes nothing");
+    assert_eq!(
+        list["flags"].as_array().unwrap().len(),
+        1,
+        "a dry run changes nothing"
+    );
 
     let (status, body) = s
-        .post("/api/v1/flags/apply", json!({"document": doc, "dry_run": false}))
+        .post(
+            "/api/v1/flags/apply",
+            json!({"document": doc, "dry_run": false}),
+        )
         .await;
     assert_eq!(status, 400, "a reason is needed to apply: {body}");
     let (status, done) = s
-        .post("/api/v1/flags/apply", json!({"document": doc, "reason": "release 12"}))
+        .post(
+            "/api/v1/flags/apply",
+            json!({"document": doc, "reason": "release 12"}),
+        )
         .await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["applied"], true);
     assert_eq!(done["changes"], dry["changes"]);
     let (_, again) = s
-        .post("/api/v1/flags/apply", json!({"document": doc, "reason": "again"}))
+        .post(
+            "/api/v1/flags/apply",
+            json!({"document": doc, "reason": "again"}),
+        )
         .await;
-    assert_eq!(again["changes"], json!([]), "applying twice changes nothing");
+    assert_eq!(
+        again["changes"],
+        json!([]),
+        "applying twice changes nothing"
+    );
 
     // The segment works in evaluation.
     let a = s
@@ -441,13 +541,23 @@ async fn apply_shows_the_diff_then_makes_the_document_the_truth() {
         )
         .await;
     assert_eq!(status, 400);
-    assert!(body["error"]["message"].as_str().unwrap().contains("flags.x.environments.production.rules[0].segments"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("flags.x.environments.production.rules[0].segments"),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unleash_documents_import_into_one_environment() {
     let (s, _dir) = start().await;
-    s.put_flag("kept", json!({"environments": {"staging": {"enabled": true}}})).await;
+    s.put_flag(
+        "kept",
+        json!({"environments": {"staging": {"enabled": true}}}),
+    )
+    .await;
     let unleash = json!({"version": 2, "features": [
         {"name": "kept", "enabled": true, "strategies": [{"name": "default"}]},
         {"name": "search", "enabled": true, "strategies": [
@@ -464,9 +574,16 @@ async fn unleash_documents_import_into_one_environment() {
     assert_eq!(body["imported"], json!(["kept", "search"]));
     let (_, kept) = s.get("/api/v1/flags/kept").await;
     let envs = kept["flag"]["environments"].as_object().unwrap();
-    assert!(envs.contains_key("staging") && envs.contains_key("production"), "{kept}");
+    assert!(
+        envs.contains_key("staging") && envs.contains_key("production"),
+        "{kept}"
+    );
     let a = s
-        .ofrep("/ofrep/v1/evaluate/flags/search", r#"{"context": {"targetingKey": "u1"}}"#, None)
+        .ofrep(
+            "/ofrep/v1/evaluate/flags/search",
+            r#"{"context": {"targetingKey": "u1"}}"#,
+            None,
+        )
         .await;
     assert_eq!(a.body["value"], true, "{}", a.text);
     let (status, _) = s
@@ -481,20 +598,33 @@ async fn unleash_documents_import_into_one_environment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exposures_are_events_and_staleness_says_where_flags_were_seen() {
     let (s, _dir) = start().await;
-    s.put_flag("done", json!({"temporary": true, "environments": {"production": {"enabled": true}}}))
-        .await;
+    s.put_flag(
+        "done",
+        json!({"temporary": true, "environments": {"production": {"enabled": true}}}),
+    )
+    .await;
     let sdk = s.token("web-sdk", "viewer", Some("production")).await;
     let report = json!({"environment": "production", "counts": {
         "done": {"on": {"evaluations": 120, "errors": 1, "outcomes": 40}}
     }});
     let (status, _) = s
-        .call(reqwest::Method::POST, "/api/v1/flags/exposures", Some(&sdk), Some(report.clone()))
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/flags/exposures",
+            Some(&sdk),
+            Some(report.clone()),
+        )
         .await;
     assert_eq!(status, 202);
     let mut other = report.clone();
     other["environment"] = json!("staging");
     let (status, _) = s
-        .call(reqwest::Method::POST, "/api/v1/flags/exposures", Some(&sdk), Some(other))
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/flags/exposures",
+            Some(&sdk),
+            Some(other),
+        )
         .await;
     assert_eq!(status, 403, "an SDK token reports for its environment only");
     let events = s.events_of("flag_exposures").await;
@@ -518,11 +648,22 @@ async fn the_snapshot_is_per_environment_with_an_etag_and_survives_restarts() {
     s.put_flag("checkout", checkout()).await;
     let sdk = s.token("sdk", "viewer", Some("staging")).await;
     let a = s
-        .send(s.http.get(format!("{}/api/v1/flags/snapshot", s.base)).bearer_auth(&sdk))
+        .send(
+            s.http
+                .get(format!("{}/api/v1/flags/snapshot", s.base))
+                .bearer_auth(&sdk),
+        )
         .await;
     assert_eq!(a.status, 200);
-    let envs = a.body["flags"]["checkout"]["environments"].as_object().unwrap();
-    assert_eq!(envs.keys().collect::<Vec<_>>(), vec!["staging"], "{}", a.text);
+    let envs = a.body["flags"]["checkout"]["environments"]
+        .as_object()
+        .unwrap();
+    assert_eq!(
+        envs.keys().collect::<Vec<_>>(),
+        vec!["staging"],
+        "{}",
+        a.text
+    );
     let etag = a.headers["etag"].to_str().unwrap().to_string();
     let b = s
         .send(
@@ -536,7 +677,10 @@ async fn the_snapshot_is_per_environment_with_an_etag_and_survives_restarts() {
     let c = s
         .send(
             s.http
-                .get(format!("{}/api/v1/flags/snapshot?environment=production", s.base))
+                .get(format!(
+                    "{}/api/v1/flags/snapshot?environment=production",
+                    s.base
+                ))
                 .bearer_auth(&sdk),
         )
         .await;
@@ -546,10 +690,18 @@ async fn the_snapshot_is_per_environment_with_an_etag_and_survives_restarts() {
 
     let s = start_in(dir.path()).await;
     let again = s
-        .send(s.http.get(format!("{}/api/v1/flags/snapshot", s.base)).bearer_auth(&sdk))
+        .send(
+            s.http
+                .get(format!("{}/api/v1/flags/snapshot", s.base))
+                .bearer_auth(&sdk),
+        )
         .await;
     assert_eq!(again.status, 200);
-    assert_eq!(again.headers["etag"].to_str().unwrap(), etag, "the version is the log's");
+    assert_eq!(
+        again.headers["etag"].to_str().unwrap(),
+        etag,
+        "the version is the log's"
+    );
     assert_eq!(again.body, a.body);
 }
 
@@ -566,7 +718,12 @@ async fn the_change_stream_tells_clients_to_refetch() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let mut body = resp.bytes_stream();
     tokio::time::sleep(Duration::from_millis(100)).await;
     s.post(
@@ -586,10 +743,7 @@ async fn the_change_stream_tells_clients_to_refetch() {
     .await;
     assert!(got.is_ok(), "no notification: {text:?}");
     assert!(text.contains("event: message"), "{text}");
-    let data = text
-        .lines()
-        .find_map(|l| l.strip_prefix("data: "))
-        .unwrap();
+    let data = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
     let data: Value = serde_json::from_str(data).unwrap();
     assert_eq!(data["type"], "refetchEvaluation");
     assert!(data["etag"].as_str().unwrap().starts_with("\"v"));
@@ -668,13 +822,17 @@ fn yaml_to_json(y: &yaml_rust2::Yaml) -> Value {
 fn ofrep_document() -> Value {
     let path = conformance_dir().join("ofrep/openapi.yaml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("the OFREP conformance document is missing at {}: {e}", path.display())
+        panic!(
+            "the OFREP conformance document is missing at {}: {e}",
+            path.display()
+        )
     });
     let docs = yaml_rust2::YamlLoader::load_from_str(&text).unwrap();
     let mut doc = yaml_to_json(&docs[0]);
     let schemas = &mut doc["components"]["schemas"];
     schemas["codeDefaultFlag"] = json!({"type": "object", "not": {"required": ["value"]}});
-    schemas["floatFlag"]["properties"]["value"] = json!({"type": "number", "not": {"type": "integer"}});
+    schemas["floatFlag"]["properties"]["value"] =
+        json!({"type": "number", "not": {"type": "integer"}});
     doc
 }
 
@@ -682,7 +840,10 @@ fn ofrep_document() -> Value {
 fn check(doc: &Value, path: &str, status: u16, body: &Value) {
     let op = &doc["paths"][path]["post"]["responses"][status.to_string()];
     let schema = &op["content"]["application/json"]["schema"];
-    assert!(schema.is_object(), "the document has no schema for {path} {status}");
+    assert!(
+        schema.is_object(),
+        "the document has no schema for {path} {status}"
+    );
     let mut root = doc.clone();
     root["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
     root["$ref"] = schema["$ref"].clone();
@@ -694,15 +855,28 @@ fn check(doc: &Value, path: &str, status: u16, body: &Value) {
         .iter_errors(body)
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
-    assert!(errors.is_empty(), "{path} {status}: {body} does not match: {errors:?}");
+    assert!(
+        errors.is_empty(),
+        "{path} {status}: {body} does not match: {errors:?}"
+    );
 }
 
 #[test]
 fn the_corrected_document_still_rejects_wrong_answers() {
     let doc = ofrep_document();
     let one = "/ofrep/v1/evaluate/flags/{key}";
-    check(&doc, one, 200, &json!({"key": "a", "value": true, "reason": "STATIC", "variant": "on"}));
-    check(&doc, one, 200, &json!({"key": "a", "value": 1.5, "reason": "STATIC"}));
+    check(
+        &doc,
+        one,
+        200,
+        &json!({"key": "a", "value": true, "reason": "STATIC", "variant": "on"}),
+    );
+    check(
+        &doc,
+        one,
+        200,
+        &json!({"key": "a", "value": 1.5, "reason": "STATIC"}),
+    );
     check(&doc, one, 200, &json!({"key": "a", "reason": "STATIC"}));
     let wrong = [
         json!({"key": "a", "value": true, "reason": "DEFAULT"}),
@@ -750,7 +924,10 @@ async fn ofrep_answers_match_the_protocol_document() {
     // Successes of every type, and reasons.
     let a = ok("checkout", json!({"targetingKey": "u1", "country": "no"})).await;
     assert_eq!(a.status, 200, "{}", a.text);
-    assert_eq!(a.body, json!({"key": "checkout", "value": true, "reason": "TARGETING_MATCH", "variant": "on"}));
+    assert_eq!(
+        a.body,
+        json!({"key": "checkout", "value": true, "reason": "TARGETING_MATCH", "variant": "on"})
+    );
     check(&doc, one, 200, &a.body);
     let a = ok("checkout", json!({"targetingKey": "u1", "country": "se"})).await;
     assert_eq!(a.body["reason"], "UNKNOWN");
@@ -767,10 +944,22 @@ async fn ofrep_answers_match_the_protocol_document() {
     let a = ok("layout", json!({"targetingKey": "u1"})).await;
     assert_eq!(a.body["value"], json!({"columns": 3}));
     check(&doc, one, 200, &a.body);
-    let a = ok("layout", json!({"targetingKey": "u1", "environment": "staging"})).await;
-    assert!(a.body.get("value").is_none(), "null means the code default: {}", a.text);
+    let a = ok(
+        "layout",
+        json!({"targetingKey": "u1", "environment": "staging"}),
+    )
+    .await;
+    assert!(
+        a.body.get("value").is_none(),
+        "null means the code default: {}",
+        a.text
+    );
     check(&doc, one, 200, &a.body);
-    let a = ok("checkout", json!({"targetingKey": "u1", "environment": "qa"})).await;
+    let a = ok(
+        "checkout",
+        json!({"targetingKey": "u1", "environment": "qa"}),
+    )
+    .await;
     assert_eq!(a.body["reason"], "DISABLED", "{}", a.text);
     check(&doc, one, 200, &a.body);
 
@@ -787,17 +976,29 @@ async fn ofrep_answers_match_the_protocol_document() {
     assert_eq!(a.status, 400);
     assert_eq!(a.body["errorCode"], "INVALID_CONTEXT");
     check(&doc, one, 400, &a.body);
-    let a = s.ofrep("/ofrep/v1/evaluate/flags/checkout", "{\"context\": ", None).await;
+    let a = s
+        .ofrep("/ofrep/v1/evaluate/flags/checkout", "{\"context\": ", None)
+        .await;
     assert_eq!(a.status, 400);
     assert_eq!(a.body["errorCode"], "PARSE_ERROR");
     check(&doc, one, 400, &a.body);
 
     // Auth: 401 without a valid token, 403 for another environment.
     let a = s
-        .send(s.http.post(format!("{}/ofrep/v1/evaluate/flags/checkout", s.base)).body("{\"context\":{}}"))
+        .send(
+            s.http
+                .post(format!("{}/ofrep/v1/evaluate/flags/checkout", s.base))
+                .body("{\"context\":{}}"),
+        )
         .await;
     assert_eq!(a.status, 401);
-    let a = s.ofrep("/ofrep/v1/evaluate/flags/checkout", "{\"context\":{}}", Some("wrong")).await;
+    let a = s
+        .ofrep(
+            "/ofrep/v1/evaluate/flags/checkout",
+            "{\"context\":{}}",
+            Some("wrong"),
+        )
+        .await;
     assert_eq!(a.status, 401);
     let sdk = s.token("sdk", "viewer", Some("staging")).await;
     let a = s
@@ -809,7 +1010,11 @@ async fn ofrep_answers_match_the_protocol_document() {
         .await;
     assert_eq!(a.status, 403);
     let a = s
-        .ofrep("/ofrep/v1/evaluate/flags/limit", r#"{"context": {"targetingKey": "u"}}"#, Some(&sdk))
+        .ofrep(
+            "/ofrep/v1/evaluate/flags/limit",
+            r#"{"context": {"targetingKey": "u"}}"#,
+            Some(&sdk),
+        )
         .await;
     assert_eq!(a.body["value"], 2.5, "the token's environment: {}", a.text);
     let a = s
@@ -828,7 +1033,12 @@ async fn ofrep_answers_match_the_protocol_document() {
     let a = s.ofrep(bulk, ctx, None).await;
     assert_eq!(a.status, 200, "{}", a.text);
     check(&doc, bulk, 200, &a.body);
-    let keys: Vec<&str> = a.body["flags"].as_array().unwrap().iter().map(|f| f["key"].as_str().unwrap()).collect();
+    let keys: Vec<&str> = a.body["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap())
+        .collect();
     assert_eq!(keys, vec!["banner", "checkout", "layout", "limit"]);
     assert_eq!(a.body["eventStreams"][0]["type"], "sse");
     let etag = a.headers["etag"].to_str().unwrap().to_string();
@@ -853,7 +1063,8 @@ async fn ofrep_answers_match_the_protocol_document() {
         )
         .await;
     assert_eq!(other.status, 200, "another context is another answer");
-    s.post("/api/v1/flags/checkout/kill", json!({"reason": "stop"})).await;
+    s.post("/api/v1/flags/checkout/kill", json!({"reason": "stop"}))
+        .await;
     let changed = s
         .send(
             s.http
@@ -874,13 +1085,23 @@ async fn ofrep_answers_match_the_protocol_document() {
     let a = s.ofrep(bulk, r#"{"context": {}}"#, None).await;
     assert_eq!(a.status, 200);
     check(&doc, bulk, 200, &a.body);
-    assert!(a.body["flags"].as_array().unwrap().iter().any(|f| f["errorCode"] == "TARGETING_KEY_MISSING"), "{}", a.text);
+    assert!(
+        a.body["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["errorCode"] == "TARGETING_KEY_MISSING"),
+        "{}",
+        a.text
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flag_routes_are_in_the_openapi_document() {
     let (s, _dir) = start().await;
-    let (status, doc) = s.call(reqwest::Method::GET, "/api/v1/openapi.json", None, None).await;
+    let (status, doc) = s
+        .call(reqwest::Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
     assert_eq!(status, 200);
     for (source, prefix) in [
         (include_str!("../src/api/flags.rs"), "/api/v1"),
@@ -894,7 +1115,10 @@ async fn flag_routes_are_in_the_openapi_document() {
         assert!(!paths.is_empty());
         for path in paths {
             let full = format!("{prefix}{path}");
-            assert!(doc["paths"].get(&full).is_some(), "{full} is served but not in openapi.json");
+            assert!(
+                doc["paths"].get(&full).is_some(),
+                "{full} is served but not in openapi.json"
+            );
         }
     }
 }

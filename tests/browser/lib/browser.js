@@ -52,6 +52,7 @@ export async function signIn(page, url, token) {
 export async function shot(page, name) {
   fs.mkdirSync(SHOTS, { recursive: true });
   const file = path.join(SHOTS, `${name}.png`);
+  await page.mouse.move(0, 0); // no hover state in the picture
   await page.screenshot({ path: file, fullPage: true });
   return file;
 }

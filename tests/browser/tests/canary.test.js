@@ -104,9 +104,13 @@ test("a bad canary's traffic, verdict and rollback appear live", async () => {
     // Release the newest passed run with the page's own button.
     await card.getByRole("button", { name: "Deploy to production" }).click();
     await card.locator(".alert.ok").waitFor();
-    load = traffic(`http://127.0.0.1:${srv.routerPort}`);
-    await until("the canary's split on the page", async () => (await card.locator(".split-part").count()) >= 2, { timeout: 30000, every: 50 });
+    // No traffic yet, so the judge cannot decide: the release waits at its
+    // first step, and the page must show it in flight with the split.
+    await card.locator(".facts .pill.st-in_progress").waitFor({ timeout: 60000 });
+    await until("the canary's split on the page", async () => (await card.locator(".split-part").count()) >= 2, { timeout: 60000 });
+    await sleep(300);
     await shot(page, "canary-live");
+    load = traffic(`http://127.0.0.1:${srv.routerPort}`);
     await card.locator(".pill.st-rolled_back").waitFor({ timeout: 80000 });
     const sent = await load.stop();
     load = null;
@@ -124,6 +128,17 @@ test("a bad canary's traffic, verdict and rollback appear live", async () => {
     await page.evaluate(() => { location.hash = "#/p/shop/stream"; });
     await page.locator("table.vs .chip.st-rolled_back").waitFor();
     await shot(page, "value-stream-deploys");
+    // The rollback opened an incident; it is listed and can be resolved.
+    const spec = await srv.spec();
+    if (spec.paths["/api/v1/projects/{project}/incidents"]) {
+      await page.evaluate(() => { location.hash = "#/p/shop/incidents"; });
+      await page.locator("table.grid .pill.st-failed").first().waitFor();
+      await shot(page, "incidents-open");
+      if (spec.paths["/api/v1/incidents/{id}/resolve"]) {
+        await page.getByRole("button", { name: /^Resolve incident/ }).first().click();
+        await page.locator("table.grid .pill.st-passed").first().waitFor();
+      }
+    }
     assert.deepEqual(b.errors, [], b.errors.join("\n"));
     assert.ok(sent > 0);
   } finally {

@@ -131,7 +131,22 @@ test("every page loads without console errors, and is screenshotted", async () =
       await visit("#/flags", "main h1", "flags");
     }
     if (paths.includes("/api/v1/projects/{project}/metrics")) await visit("#/p/shop/metrics", ".tile, .alert", "metrics");
-    if (paths.includes("/api/v1/projects/{project}/board")) await visit("#/p/shop/board", ".board, .empty", "board");
+    if (paths.includes("/api/v1/projects/{project}/board")) {
+      if (paths.includes("/api/v1/projects/{project}/cards")) {
+        for (const title of ["One-page checkout", "Search ranking v2", "Fix flaky payment test"]) {
+          await srv.api("POST", "/api/v1/projects/shop/cards", { title });
+        }
+      }
+      await visit("#/p/shop/board", ".board, .empty", "board");
+      if (paths.includes("/api/v1/projects/{project}/cards/{id}/move")) {
+        const first = page.locator(".board-col").first();
+        const to = await page.locator(".board-col").nth(1).getAttribute("data-column");
+        await page.getByRole("button", { name: `Move card #1 to ${to}` }).click();
+        await page.locator(`.board-col[data-column="${to}"] .board-card[data-card="1"]`).waitFor();
+        assert.equal(await first.locator('.board-card[data-card="1"]').count(), 0);
+        await shot(page, "board");
+      }
+    }
     if (paths.includes("/api/v1/projects/{project}/incidents")) await visit("#/p/shop/incidents", "table.grid, .empty", "incidents");
 
     // Dark mode through the toggle (system → light → dark).

@@ -2,8 +2,9 @@
 //! router, runner, judge and flags — no mocks, nothing else installed.
 //!
 //! It makes a git repository whose "service" is this very binary
-//! (`andon sample-service`, whose error rate comes from a file in the
-//! repository), starts `andon server` (which starts its router), and then:
+//! (`andon sample-service`, whose version and error rate come from a file in
+//! the repository; the artifact is that file and a launcher, so builds stay
+//! small), starts `andon server` (which starts its router), and then:
 //! v1 is built and released to staging and production; v2 goes out by canary
 //! and is promoted; v3 answers 30% errors, and the judge rolls it back while
 //! live traffic flows; a feature flag is ramped. It prints what happened.
@@ -28,7 +29,7 @@ struct Demo {
 }
 
 fn andon_yaml(bin: &Path) -> String {
-    let run = "set -a; . ./dist/release.env; exec ./dist/app sample-service --port $PORT";
+    let run = "set -a; . ./dist/release.env; exec ./dist/app --port $PORT";
     format!(
         r#"# The demo project: a tiny HTTP service released through staging to production.
 project: demo
@@ -48,7 +49,8 @@ pipeline:
           env: {{ DEMO_BIN: "{bin}" }}
           run: |
             mkdir -p dist
-            cp "$DEMO_BIN" dist/app
+            printf '#!/bin/sh\nexec "%s" sample-service "$@"\n' "$DEMO_BIN" > dist/app
+            chmod +x dist/app
             cp release.env dist/release.env
           artifacts: [dist]
 environments:
@@ -154,10 +156,17 @@ impl Demo {
         }
     }
 
-    /// Builds the current commit, then releases its artifact to each environment in order.
-    async fn release(&self, label: &str) -> Result<Vec<(String, String)>> {
-        let run = self.post("/api/v1/projects/demo/runs", json!({})).await?;
-        let run = self.wait_run(run["id"].as_u64().unwrap_or_default()).await?;
+    /// Builds the current commit (or takes the run that already built it),
+    /// then releases its artifact to each environment in order.
+    async fn release(&self, label: &str, built: Option<u64>) -> Result<Vec<(String, String)>> {
+        let id = match built {
+            Some(id) => id,
+            None => {
+                let run = self.post("/api/v1/projects/demo/runs", json!({})).await?;
+                run["id"].as_u64().unwrap_or_default()
+            }
+        };
+        let run = self.wait_run(id).await?;
         let id = run["id"].as_u64().unwrap_or_default();
         step(&format!("{label}: pipeline run {id} {}", ui::status(run["status"].as_str().unwrap_or(""))));
         if run["status"] != "passed" {
@@ -221,7 +230,7 @@ pub(crate) async fn run(keep: bool, dir: Option<PathBuf>, port: u16) -> Result<E
         .arg(&data)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--router-listen", &format!("127.0.0.1:{router_port}")])
-        .args(["--router-admin", &format!("127.0.0.1:{admin_port}")])
+        .args(["--router-admin-listen", &format!("127.0.0.1:{admin_port}")])
         .env("ANDON_ADMIN_TOKEN", TOKEN)
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
@@ -235,9 +244,13 @@ pub(crate) async fn run(keep: bool, dir: Option<PathBuf>, port: u16) -> Result<E
     };
     let result = drive(&demo, router_port).await;
     let summary = summarize(&demo, port, router_port).await;
+    let failed = result.is_err() || summary.is_err();
     if !keep {
         cleanup(&demo, &mut server, &data).await;
-        let _ = std::fs::remove_dir_all(&root);
+        // Keep the logs of a failed demo for whoever has to find out why.
+        if !failed {
+            let _ = std::fs::remove_dir_all(&root);
+        }
     }
     match (result, summary) {
         (Ok(rolled_back), Ok(())) => {
@@ -277,11 +290,8 @@ async fn drive(demo: &Demo, router_port: u16) -> Result<bool> {
             json!({"name": "demo", "repo": demo.repo.display().to_string(), "poll": "0s"}),
         )
         .await?;
-    if let Some(first) = added["run_id"].as_u64() {
-        demo.wait_run(first).await?;
-    }
     println!("\n{}", ui::bold("1. Build once, release everywhere"));
-    demo.release("v1").await?;
+    demo.release("v1", added["run_id"].as_u64()).await?;
 
     // Users arrive: steady traffic through the router, ~100 requests/s.
     let stop = Arc::new(AtomicBool::new(false));
@@ -290,11 +300,11 @@ async fn drive(demo: &Demo, router_port: u16) -> Result<bool> {
 
     println!("\n{}", ui::bold("2. A good change goes out by canary"));
     commit_release(&demo.repo, "v2", 0.01, "v2: faster checkout")?;
-    demo.release("v2").await?;
+    demo.release("v2", None).await?;
 
     println!("\n{}", ui::bold("3. A bad change is caught by the judge and rolled back"));
     commit_release(&demo.repo, "v3", 0.3, "v3: new payment client")?;
-    let outcomes = demo.release("v3").await?;
+    let outcomes = demo.release("v3", None).await?;
     let rolled_back = outcomes.iter().any(|(env, o)| env == "production" && o == "rolled_back");
 
     println!("\n{}", ui::bold("4. Release to users with a feature flag, step by step"));
@@ -412,11 +422,10 @@ async fn cleanup(demo: &Demo, server: &mut Child, data: &Path) {
             if cmdline.contains(" router ") && cmdline.contains(&router_dir.display().to_string()) {
                 pids.push(pid);
             }
-            if cmdline.contains("sample-service") && cmdline.contains("dist/app") {
-                let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
-                if String::from_utf8_lossy(&environ).contains(&data.display().to_string()) {
-                    pids.push(pid);
-                }
+            // Instances run in their directories under the data directory.
+            let in_data = std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(data));
+            if in_data && cmdline.contains("sample-service") {
+                pids.push(pid);
             }
         }
     }

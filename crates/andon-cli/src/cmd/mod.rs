@@ -1,6 +1,8 @@
 //! One module per command family.
 
 mod demo;
+mod flags;
+mod flow;
 mod local;
 mod procs;
 mod release;
@@ -13,6 +15,9 @@ use anyhow::Result;
 use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
+
+pub(crate) use flags::FlagsCmd;
+pub(crate) use flow::{BoardArgs, CardCmd, HookCmd, MetricsArgs};
 
 pub(crate) async fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
@@ -52,6 +57,11 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<ExitCode> {
         | Command::Rollback { .. }
         | Command::Envs { .. }
         | Command::Deploys { .. }) => release::dispatch(cmd).await,
+        Command::Flags(cmd) => flags::run(cmd).await,
+        Command::Metrics(a) => flow::metrics(a).await,
+        Command::Board(a) => flow::board(a).await,
+        Command::Card(cmd) => flow::card(cmd).await,
+        Command::Hook(cmd) => flow::hook(cmd),
         other => remote::dispatch(other).await,
     }
 }

@@ -116,7 +116,9 @@ async fn router_link(data: &std::path::Path, args: RouterArgs) -> Result<Option<
         return Ok(None);
     }
     if let Some(admin) = args.router_admin {
-        let url = args.router_url.unwrap_or_else(|| format!("http://{}", args.router_listen));
+        let with_scheme = |s: String| if s.contains("://") { s } else { format!("http://{s}") };
+        let admin = with_scheme(admin);
+        let url = with_scheme(args.router_url.unwrap_or_else(|| args.router_listen.to_string()));
         return Ok(Some(andon_server::RouterLink { admin, url, token: args.router_token }));
     }
     let dir = data.join("router");
@@ -133,7 +135,7 @@ async fn router_link(data: &std::path::Path, args: RouterArgs) -> Result<Option<
     let admin = format!("http://{}", args.router_admin_listen);
     let url = format!("http://{}", args.router_listen);
     let link = andon_server::RouterLink { admin: admin.clone(), url, token: Some(token.clone()) };
-    if healthy(&admin).await {
+    if healthy(&admin, &token).await {
         tracing::info!(%admin, "reusing the running router");
         return Ok(Some(link));
     }
@@ -159,11 +161,14 @@ async fn router_link(data: &std::path::Path, args: RouterArgs) -> Result<Option<
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.spawn().context("could not start the router")?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while !healthy(&admin).await {
+    while !healthy(&admin, &token).await {
         if std::time::Instant::now() > deadline {
             return Err(ui::hinted(
                 format!("the router did not come up on {admin}"),
-                format!("see {}; pick other ports with --router-listen / --router-admin", dir.join("router.log").display()),
+                format!(
+                    "see {}; if another program holds the port, pick others with --router-listen / --router-admin-listen",
+                    dir.join("router.log").display()
+                ),
             ));
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -172,12 +177,14 @@ async fn router_link(data: &std::path::Path, args: RouterArgs) -> Result<Option<
     Ok(Some(link))
 }
 
-async fn healthy(admin: &str) -> bool {
+/// Whether a router answers on `admin` and accepts our token (so it is ours).
+async fn healthy(admin: &str, token: &str) -> bool {
     let Ok(client) = reqwest::Client::builder().no_proxy().timeout(std::time::Duration::from_secs(1)).build() else {
         return false;
     };
     client
         .get(format!("{admin}/healthz"))
+        .bearer_auth(token)
         .send()
         .await
         .is_ok_and(|r| r.status().is_success())

@@ -8,7 +8,9 @@ use std::process::{Command, Output};
 
 pub(crate) fn andon() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_andon"));
-    cmd.env("NO_COLOR", "1").env_remove("ANDON_TOKEN").env_remove("ANDON_SERVER");
+    cmd.env("NO_COLOR", "1")
+        .env_remove("ANDON_TOKEN")
+        .env_remove("ANDON_SERVER");
     cmd
 }
 
@@ -23,7 +25,11 @@ pub(crate) fn git(dir: &Path, args: &[&str]) {
         .env("GIT_COMMITTER_EMAIL", "t@example.com")
         .output()
         .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A git repository on `main` whose first commit holds `files`.
@@ -49,12 +55,18 @@ pub(crate) fn text(out: &Output) -> (String, String) {
 }
 
 pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub(crate) fn pid_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/status")) {
-        Ok(s) => !s.lines().any(|l| l.starts_with("State:") && (l.contains('Z') || l.contains('X'))),
+        Ok(s) => !s
+            .lines()
+            .any(|l| l.starts_with("State:") && (l.contains('Z') || l.contains('X'))),
         Err(_) => false,
     }
 }

@@ -54,11 +54,6 @@ export function has(method, template) {
   return routes.some((r) => r.method === method && r.template === template);
 }
 
-/** Templates of documented paths matching a regular expression. */
-export function templates(method, re) {
-  return routes.filter((r) => r.method === method && re.test(r.template)).map((r) => r.template);
-}
-
 function documented(method, path) {
   const bare = path.split("?")[0];
   return routes.some((r) => r.method === method && r.re.test(bare));

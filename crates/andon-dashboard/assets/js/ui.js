@@ -54,8 +54,10 @@ export function toast(message, kind = "info") {
  * `confirm` asks for a second click within five seconds. `body` may be a
  * function, called at click time (for values typed next to the button).
  */
-export function actionButton({ text, method = "POST", path, body, confirm, out, kind = "", onDone }) {
-  const btn = h("button", { type: "button", class: ["btn", kind] }, text);
+export function actionButton({ text, label: name, method = "POST", path, body, confirm, out, kind = "", onDone }) {
+  // `name` (aria-label and messages) for buttons whose text is a symbol.
+  const what = name || text;
+  const btn = h("button", { type: "button", class: ["btn", kind], "aria-label": name || null }, text);
   let armed = 0;
   btn.addEventListener("click", async () => {
     if (confirm && Date.now() - armed > 5000) {
@@ -78,13 +80,13 @@ export function actionButton({ text, method = "POST", path, body, confirm, out, 
     if (out) out.replaceChildren();
     try {
       const res = await request(method, path, { body: typeof body === "function" ? body() : body });
-      if (out) out.replaceChildren(h("div", { class: "alert ok" }, `${text}: accepted`));
-      else toast(`${text}: accepted`, "ok");
+      if (out) out.replaceChildren(h("div", { class: "alert ok" }, `${what}: accepted`));
+      else toast(`${what}: accepted`, "ok");
       if (onDone) onDone(res);
     } catch (err) {
       const msg = err instanceof ApiError
-        ? `${text} refused (${err.status || "not sent"}): ${err.message}`
-        : `${text} failed: ${err.message || err}`;
+        ? `${what} refused (${err.status || "not sent"}): ${err.message}`
+        : `${what} failed: ${err.message || err}`;
       if (out) out.replaceChildren(h("div", { class: "alert error", dataset: { status: String(err.status || "") } }, msg));
       else toast(msg, "error");
     } finally {

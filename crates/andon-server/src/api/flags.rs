@@ -12,12 +12,12 @@ use std::sync::Arc;
 use andon_core::{Event, ExposureCounts, Role};
 use andon_flags::{Flag, FlagSet, Segment, kill_switch, set_rollout_percentage, stale_flags};
 use axum::Json;
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -28,7 +28,14 @@ use crate::flags::{Pending, Reader};
 use crate::state::AppState;
 
 /// Path words under `/flags/` that are endpoints, so never flag keys.
-const RESERVED: &[&str] = &["apply", "exposures", "import", "segments", "snapshot", "stale"];
+const RESERVED: &[&str] = &[
+    "apply",
+    "exposures",
+    "import",
+    "segments",
+    "snapshot",
+    "stale",
+];
 
 /// Bounds of one exposure report: an SDK reports per interval, so these
 /// are far above real use and keep one event small.
@@ -90,7 +97,9 @@ fn check_key(what: &str, key: &str) -> ApiResult<()> {
 }
 
 fn no_flag(key: &str) -> ApiError {
-    ApiError::NotFound(format!("no flag `{key}`; list them with `andon flags list`"))
+    ApiError::NotFound(format!(
+        "no flag `{key}`; list them with `andon flags list`"
+    ))
 }
 
 fn done_json<T: serde::Serialize>(done: &Done<T>, extra: Value) -> Value {
@@ -247,7 +256,10 @@ async fn snapshot(
     Ok((
         [
             (header::ETAG, etag),
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
         body,
@@ -273,8 +285,8 @@ async fn put_flag(
     caller.require(Role::Developer)?;
     check_key("flag key", &key)?;
     let why = reason(&req.reason)?;
-    let mut flag: Flag = serde_json::from_value(req.flag)
-        .map_err(|e| ApiError::BadRequest(format!("flag: {e}")))?;
+    let mut flag: Flag =
+        serde_json::from_value(req.flag).map_err(|e| ApiError::BadRequest(format!("flag: {e}")))?;
     if !flag.key.is_empty() && flag.key != key {
         return Err(ApiError::BadRequest(format!(
             "flag.key: `{}` differs from the key in the path `{key}`",
@@ -291,7 +303,10 @@ async fn put_flag(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(done_json(&done, json!({"key": key, "created": done.value})))))
+    Ok((
+        status,
+        Json(done_json(&done, json!({"key": key, "created": done.value}))),
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -330,7 +345,11 @@ async fn delete_flag(
     let mut how = Change::by(&caller.name, &why, caller.environment.as_deref());
     how.conflict_on_invalid = true;
     let done = change(&state, how, |d| {
-        d.set.flags.remove(&key).map(|_| ()).ok_or_else(|| no_flag(&key))
+        d.set
+            .flags
+            .remove(&key)
+            .map(|_| ())
+            .ok_or_else(|| no_flag(&key))
     })?;
     Ok(Json(done_json(&done, json!({"key": key, "deleted": true}))))
 }
@@ -468,7 +487,10 @@ async fn schedule(
     })?;
     Ok((
         StatusCode::CREATED,
-        Json(done_json(&done, json!({"key": key, "at_ms": at, "schedule": done.value}))),
+        Json(done_json(
+            &done,
+            json!({"key": key, "at_ms": at, "schedule": done.value}),
+        )),
     ))
 }
 
@@ -520,7 +542,10 @@ async fn delete_segment(
             .map(|_| ())
             .ok_or_else(|| ApiError::NotFound(format!("no segment `{name}`")))
     })?;
-    Ok(Json(done_json(&done, json!({"segment": name, "deleted": true}))))
+    Ok(Json(done_json(
+        &done,
+        json!({"segment": name, "deleted": true}),
+    )))
 }
 
 #[derive(Deserialize)]
@@ -564,8 +589,9 @@ async fn apply(
         for c in std::mem::take(&mut doc.schedule) {
             // Keep who scheduled an entry that is already there.
             let kept = old.get(&c.flag).and_then(|ps| {
-                ps.iter()
-                    .find(|p| p.at == c.at && p.env == c.env && p.percentage == c.set_rollout_percent)
+                ps.iter().find(|p| {
+                    p.at == c.at && p.env == c.env && p.percentage == c.set_rollout_percent
+                })
             });
             let p = kept.cloned().unwrap_or_else(|| Pending {
                 at: c.at,
@@ -708,9 +734,7 @@ async fn exposures(
         )));
     }
     if req.environment.is_empty() || req.environment.len() > 128 {
-        return Err(ApiError::BadRequest(
-            "environment: 1-128 characters".into(),
-        ));
+        return Err(ApiError::BadRequest("environment: 1-128 characters".into()));
     }
     if req.counts.len() > MAX_REPORT_FLAGS
         || req.counts.values().any(|v| v.len() > MAX_REPORT_VARIANTS)
@@ -760,10 +784,7 @@ mod tests {
     fn at_accepts_rfc3339_and_millis() {
         assert_eq!(parse_at(&json!(5)).ok(), Some(5));
         assert_eq!(parse_at(&json!("5")).ok(), Some(5));
-        assert_eq!(
-            parse_at(&json!("1970-01-01T00:00:01Z")).ok(),
-            Some(1000)
-        );
+        assert_eq!(parse_at(&json!("1970-01-01T00:00:01Z")).ok(), Some(1000));
         assert!(parse_at(&json!("tomorrow")).is_err());
         assert!(parse_at(&json!(-1)).is_err());
     }

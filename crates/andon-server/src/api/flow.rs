@@ -187,7 +187,9 @@ async fn metrics(
         None => until.saturating_sub(DEFAULT_DAYS * DAY_MS),
     };
     if since >= until {
-        return Err(ApiError::BadRequest("`since` must be before `until`".into()));
+        return Err(ApiError::BadRequest(
+            "`since` must be before `until`".into(),
+        ));
     }
     let env = match q.env {
         Some(e) => e,
@@ -230,7 +232,9 @@ async fn incidents(
     known_project(&state, &project)?;
     let views = state.read_views();
     let list = views.flow.incidents.of_project(&project);
-    Ok(Json(serde_json::to_value(list).map_err(ApiError::internal)?))
+    Ok(Json(
+        serde_json::to_value(list).map_err(ApiError::internal)?,
+    ))
 }
 
 fn no_incident(id: u64) -> ApiError {
@@ -244,7 +248,11 @@ async fn incident(
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Viewer)?;
     let views = state.read_views();
-    let inc = views.flow.incidents.get(id).ok_or_else(|| no_incident(id))?;
+    let inc = views
+        .flow
+        .incidents
+        .get(id)
+        .ok_or_else(|| no_incident(id))?;
     Ok(Json(serde_json::to_value(inc).map_err(ApiError::internal)?))
 }
 
@@ -297,11 +305,17 @@ async fn resolve(
     caller.require(Role::Deployer)?;
     let open = {
         let views = state.read_views();
-        let inc = views.flow.incidents.get(id).ok_or_else(|| no_incident(id))?;
+        let inc = views
+            .flow
+            .incidents
+            .get(id)
+            .ok_or_else(|| no_incident(id))?;
         inc.resolved_at_ms.is_none()
     };
     if !open {
-        return Err(ApiError::Conflict(format!("incident {id} is already resolved")));
+        return Err(ApiError::Conflict(format!(
+            "incident {id} is already resolved"
+        )));
     }
     state.append(
         &caller.name,
@@ -381,7 +395,9 @@ async fn add_card(
     caller.require(Role::Developer)?;
     let title = req.title.trim().to_string();
     if title.is_empty() || title.len() > 500 {
-        return Err(ApiError::BadRequest("`title` must be 1 to 500 characters".into()));
+        return Err(ApiError::BadRequest(
+            "`title` must be 1 to 500 characters".into(),
+        ));
     }
     with_config(&state, &project).await?;
     let id = state.append_with(&caller.name, |views| {
@@ -441,7 +457,9 @@ async fn move_card(
         };
         match b.move_event(id, &req.to, req.override_reason.as_deref()) {
             Ok(ev) => (vec![ev], Ok(())),
-            Err(r @ Refusal::UnknownCard { .. }) => (Vec::new(), Err(refused(StatusCode::NOT_FOUND, &r))),
+            Err(r @ Refusal::UnknownCard { .. }) => {
+                (Vec::new(), Err(refused(StatusCode::NOT_FOUND, &r)))
+            }
             Err(r @ Refusal::UnknownColumn { .. }) => {
                 (Vec::new(), Err(refused(StatusCode::BAD_REQUEST, &r)))
             }
@@ -450,7 +468,9 @@ async fn move_card(
     })??;
     let views = state.read_views();
     let card = views.flow.boards.get(&project).and_then(|b| b.card(id));
-    Ok(Json(json!({"id": id, "column": card.map(|c| c.column.clone())})))
+    Ok(Json(
+        json!({"id": id, "column": card.map(|c| c.column.clone())}),
+    ))
 }
 
 async fn notifications(
@@ -467,5 +487,7 @@ async fn notifications(
         .get(&project)
         .map(|l| l.iter().rev().collect())
         .unwrap_or_default();
-    Ok(Json(serde_json::to_value(list).map_err(ApiError::internal)?))
+    Ok(Json(
+        serde_json::to_value(list).map_err(ApiError::internal)?,
+    ))
 }

@@ -96,7 +96,10 @@ fn secret(headers: &HeaderMap) -> Option<&str> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
     bearer
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim)
@@ -127,74 +130,102 @@ fn json_response<T: Serialize>(status: StatusCode, body: &T, etag: Option<&str>)
     let bytes = match serde_json::to_vec(body) {
         Ok(b) => b,
         Err(_) => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, "{\"errorDetails\":\"internal error\"}")
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{\"errorDetails\":\"internal error\"}",
+            )
                 .into_response();
         }
     };
     let mut resp = (status, bytes).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Some(tag) = etag.and_then(|t| HeaderValue::from_str(t).ok()) {
         h.insert(header::ETAG, tag);
     }
     resp
 }
 
-/// The request's context, or the OFREP error for it: not JSON is
-/// `PARSE_ERROR`, JSON of the wrong shape (no `context` object, a
-/// `targetingKey` that is not a string) is `INVALID_CONTEXT`.
-fn parse_context(body: &[u8], key: Option<&str>) -> Result<Context, Response> {
+/// Why a request is refused before any flag is evaluated.
+enum Refused {
+    /// An OFREP error body (400).
+    Ofrep { code: &'static str, details: String },
+    /// The token may not ask for this (403).
+    Api(ApiError),
+}
+
+impl Refused {
+    fn ofrep(code: &'static str, details: impl Into<String>) -> Refused {
+        Refused::Ofrep {
+            code,
+            details: details.into(),
+        }
+    }
+
+    fn respond(self, key: Option<&str>) -> Response {
+        match self {
+            Refused::Ofrep { code, details } => {
+                failure(StatusCode::BAD_REQUEST, key, code, &details)
+            }
+            Refused::Api(e) => e.into_response(),
+        }
+    }
+}
+
+/// The request's context: not JSON is `PARSE_ERROR`, JSON of the wrong
+/// shape (no `context` object, a `targetingKey` that is not a string) is
+/// `INVALID_CONTEXT`.
+fn parse_context(body: &[u8]) -> Result<Context, Refused> {
     match serde_json::from_slice::<EvalRequest>(body) {
         Ok(EvalRequest { context: Some(c) }) => Ok(c),
-        Ok(EvalRequest { context: None }) => Err(failure(
-            StatusCode::BAD_REQUEST,
-            key,
+        Ok(EvalRequest { context: None }) => Err(Refused::ofrep(
             "INVALID_CONTEXT",
             "the request body needs a `context` object",
         )),
-        Err(e) if e.is_data() => Err(failure(
-            StatusCode::BAD_REQUEST,
-            key,
+        Err(e) if e.is_data() => Err(Refused::ofrep(
             "INVALID_CONTEXT",
-            &format!("invalid context: {e}"),
+            format!("invalid context: {e}"),
         )),
-        Err(e) => Err(failure(
-            StatusCode::BAD_REQUEST,
-            key,
+        Err(e) => Err(Refused::ofrep(
             "PARSE_ERROR",
-            &format!("the request body is not JSON: {e}"),
+            format!("the request body is not JSON: {e}"),
         )),
     }
 }
 
 /// Which environment to evaluate in (see the module docs).
-fn environment<'a>(
-    reader: &'a Reader,
-    ctx: &'a Context,
-    key: Option<&str>,
-) -> Result<&'a str, Response> {
+fn environment<'a>(reader: &'a Reader, ctx: &'a Context) -> Result<&'a str, Refused> {
     let asked = match ctx.attributes.get("environment") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.as_str()),
         Some(_) => {
-            return Err(failure(
-                StatusCode::BAD_REQUEST,
-                key,
+            return Err(Refused::ofrep(
                 "INVALID_CONTEXT",
                 "context attribute `environment` must be a string",
             ));
         }
     };
     match (&reader.environment, asked) {
-        (Some(scope), Some(asked)) if **scope != *asked => Err(ApiError::Forbidden(format!(
-            "token `{}` is scoped to environment `{scope}`, not `{asked}`",
-            reader.name
-        ))
-        .into_response()),
+        (Some(scope), Some(asked)) if **scope != *asked => {
+            Err(Refused::Api(ApiError::Forbidden(format!(
+                "token `{}` is scoped to environment `{scope}`, not `{asked}`",
+                reader.name
+            ))))
+        }
         (Some(scope), _) => Ok(scope),
         (None, Some(asked)) => Ok(asked),
         (None, None) => Ok(DEFAULT_ENVIRONMENT),
     }
+}
+
+/// The context and environment of a request, or the refusal.
+fn request(reader: &Reader, body: &[u8]) -> Result<(Context, String), Refused> {
+    let ctx = parse_context(body)?;
+    let env = environment(reader, &ctx)?.to_owned();
+    Ok((ctx, env))
 }
 
 /// An evaluation in OFREP's shape.
@@ -273,16 +304,12 @@ async fn evaluate_one(
     Path(key): Path<String>,
     body: Bytes,
 ) -> Response {
-    let ctx = match parse_context(&body, Some(&key)) {
-        Ok(c) => c,
-        Err(resp) => return resp,
-    };
-    let env = match environment(&reader, &ctx, Some(&key)) {
-        Ok(e) => e,
-        Err(resp) => return resp,
+    let (ctx, env) = match request(&reader, &body) {
+        Ok(r) => r,
+        Err(refused) => return refused.respond(Some(&key)),
     };
     let snap = state.flags.snapshot();
-    let r = snap.engine.evaluate(env, &key, &ctx);
+    let r = snap.engine.evaluate(&env, &key, &ctx);
     let status = match &r.error {
         Some(e) if e.code == ErrorCode::FlagNotFound => StatusCode::NOT_FOUND,
         Some(_) => StatusCode::BAD_REQUEST,
@@ -317,14 +344,11 @@ async fn evaluate_bulk(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let ctx = match parse_context(&body, None) {
-        Ok(c) => c,
-        Err(resp) => return resp,
+    let (ctx, env) = match request(&reader, &body) {
+        Ok(r) => r,
+        Err(refused) => return refused.respond(None),
     };
-    let env = match environment(&reader, &ctx, None) {
-        Ok(e) => e,
-        Err(resp) => return resp,
-    };
+    let env = env.as_str();
     let snap = state.flags.snapshot_full();
     let etag = bulk_etag(&snap, env, &ctx);
     if etag_matches(&headers, &etag) {
@@ -404,7 +428,10 @@ mod tests {
     #[test]
     fn if_none_match_forms() {
         let mut h = HeaderMap::new();
-        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"a\", W/\"v1\""));
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"a\", W/\"v1\""),
+        );
         assert!(etag_matches(&h, "\"v1\""));
         assert!(!etag_matches(&h, "\"v2\""));
         h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
@@ -413,15 +440,19 @@ mod tests {
 
     #[test]
     fn context_errors_are_classified() {
-        let code_of = |b: &[u8]| match parse_context(b, Some("k")) {
-            Ok(_) => 200,
-            Err(r) => r.status().as_u16(),
+        let code_of = |b: &[u8]| match parse_context(b) {
+            Ok(_) => "ok",
+            Err(Refused::Ofrep { code, .. }) => code,
+            Err(Refused::Api(_)) => "api",
         };
-        assert_eq!(code_of(br#"{"context": {"targetingKey": "u"}}"#), 200);
-        assert_eq!(code_of(br#"{"context": {}}"#), 200);
-        assert_eq!(code_of(br#"{"context": {"targetingKey": 5}}"#), 400);
-        assert_eq!(code_of(br#"{}"#), 400);
-        assert_eq!(code_of(b"not json"), 400);
+        assert_eq!(code_of(br#"{"context": {"targetingKey": "u"}}"#), "ok");
+        assert_eq!(code_of(br#"{"context": {}}"#), "ok");
+        assert_eq!(
+            code_of(br#"{"context": {"targetingKey": 5}}"#),
+            "INVALID_CONTEXT"
+        );
+        assert_eq!(code_of(br#"{}"#), "INVALID_CONTEXT");
+        assert_eq!(code_of(b"not json"), "PARSE_ERROR");
     }
 
     #[test]

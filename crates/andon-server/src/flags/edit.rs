@@ -62,12 +62,10 @@ pub(crate) fn change<T>(
     how: Change<'_>,
     edit: impl FnOnce(&mut Draft) -> ApiResult<T>,
 ) -> ApiResult<Done<T>> {
-    let decided = state.append_with(how.actor, |_views| {
-        match decide(state, &how, edit) {
-            Ok((_, value, changes)) if how.dry_run => (Vec::new(), Ok((value, changes))),
-            Ok((events, value, changes)) => (events, Ok((value, changes))),
-            Err(e) => (Vec::new(), Err(e)),
-        }
+    let decided = state.append_with(how.actor, |_views| match decide(state, &how, edit) {
+        Ok((_, value, changes)) if how.dry_run => (Vec::new(), Ok((value, changes))),
+        Ok((events, value, changes)) => (events, Ok((value, changes))),
+        Err(e) => (Vec::new(), Err(e)),
     })?;
     let (value, changes) = decided?;
     Ok(Done {
@@ -167,8 +165,8 @@ fn events(old: &FlagSet, old_pending: &BTreeMap<String, Vec<Pending>>, new: &Dra
     let none = Vec::new();
     for (key, flag) in &new.set.flags {
         let pending = new.pending.get(key).unwrap_or(&none);
-        let same = old.flags.get(key) == Some(flag)
-            && old_pending.get(key).unwrap_or(&none) == pending;
+        let same =
+            old.flags.get(key) == Some(flag) && old_pending.get(key).unwrap_or(&none) == pending;
         if !same {
             first.push(Event::FlagChanged {
                 project: NAMESPACE.into(),

@@ -4,11 +4,11 @@
 import { h, fill } from "../dom.js";
 import { get, seg } from "../api.js";
 import { pageHeader, errorBox, throttle, section, facts } from "../ui.js";
-import { duration, percent, label } from "../format.js";
+import { duration, percent, label, dateTime } from "../format.js";
 
 const KEYS = [
   ["deployment_frequency_per_day", "Deployment frequency", (v) => `${v < 1 ? v.toFixed(2) : v.toFixed(1)} / day`, "deployment_frequency"],
-  ["lead_time_median_s", "Lead time for changes", (v) => duration(v * 1000), "lead_time"],
+  ["lead_time_median_s", "Lead time for changes (median)", (v) => duration(v * 1000), "lead_time"],
   ["change_failure_rate", "Change failure rate", (v) => percent(v), "change_failure_rate"],
   ["time_to_restore_median_s", "Time to restore", (v) => duration(v * 1000), "time_to_restore"],
   ["time_to_green_median_s", "Time to green (trunk)", (v) => duration(v * 1000), "time_to_green"],
@@ -22,7 +22,8 @@ function bandOf(bands, key, field) {
 export function metricsPage(ctx, route) {
   const p = route.project;
   const body = h("div", null, h("p", { class: "muted" }, "Loading…"));
-  const el = h("div", { class: "page" }, pageHeader(`Metrics of ${p}`, "The four keys over the last 30 days, with their bands and the gear they put this team in."), body);
+  const sub = h("span", null, "The four keys over the last 30 days, with their bands and the gear they put this team in.");
+  const el = h("div", { class: "page" }, pageHeader(`Metrics of ${p}`, sub), body);
   let alive = true;
   const load = async () => {
     let m;
@@ -33,14 +34,21 @@ export function metricsPage(ctx, route) {
       return;
     }
     if (!alive || !m) return;
-    const known = new Set(["bands", "gear"]);
+    const known = new Set(["bands", "gear", "project", "environment", "since_ms", "until_ms", "lead_time_p90_s"]);
+    if (m.environment) {
+      sub.textContent = `Environment ${m.environment}${m.since_ms ? `, ${dateTime(m.since_ms)} to ${dateTime(m.until_ms)}` : ""}; bands and the gear they put this team in.`;
+    }
     const tiles = KEYS.filter(([k]) => k in m).map(([k, title, fmt, bandKey]) => {
       known.add(k);
       const v = m[k];
       const band = bandOf(m.bands, bandKey, k);
       return h("div", { class: "tile", dataset: { key: k } },
         h("div", { class: "tile-title" }, title),
-        h("div", { class: "tile-value" }, v === null || v === undefined ? "no data yet" : fmt(Number(v))),
+        v === null || v === undefined
+          ? h("div", { class: "tile-value none" }, "no data yet")
+          : h("div", { class: "tile-value" }, fmt(Number(v))),
+        k === "lead_time_median_s" && m.lead_time_p90_s !== null && m.lead_time_p90_s !== undefined
+          ? h("div", { class: "small muted" }, `p90 ${duration(m.lead_time_p90_s * 1000)}`) : null,
         band ? h("span", { class: ["tag", `band-${String(band).toLowerCase()}`] }, label(band)) : null);
     });
     const gear = m.gear;

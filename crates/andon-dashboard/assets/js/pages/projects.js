@@ -104,7 +104,7 @@ async function loadProject(ctx, p) {
     try {
       await get(`/api/v1/projects/${seg(p.name)}/gate`);
     } catch (err) {
-      if (err instanceof ApiError && err.status === 423) gateMsg = err.message;
+      if (err instanceof ApiError && err.status === 423) gateMsg = err.message || "The line is stopped.";
     }
   }
   return { p, runs, envs, gateMsg };
