@@ -15,7 +15,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --release -q -p sample-service
-cargo build --release -q -p andon-deploy --example release_e2e
-exec "$CARGO_TARGET_DIR/release/examples/release_e2e" \
-    --sample-service "$CARGO_TARGET_DIR/release/sample-service" "$@"
+# --short (CI) uses the debug build the test suite already made; the full
+# run measures release binaries. E2E_PROFILE overrides either.
+profile="${E2E_PROFILE:-release}"
+case " $* " in *" --short "*) profile="${E2E_PROFILE:-debug}" ;; esac
+if [ "$profile" = release ]; then flag=--release; dir=release; else flag=; dir=debug; fi
+cargo build $flag -q -p sample-service
+cargo build $flag -q -p andon-deploy --example release_e2e
+exec "$CARGO_TARGET_DIR/$dir/examples/release_e2e" \
+    --sample-service "$CARGO_TARGET_DIR/$dir/sample-service" "$@"

@@ -18,3 +18,8 @@ else
 fi
 
 cargo test --workspace --no-fail-fast
+
+# Short end-to-end checks on real processes (full versions run on demand).
+bash scripts/e2e-release.sh --short
+"${CARGO_TARGET_DIR:-target}/debug/andon" demo --port 17170
+bash scripts/browser-test.sh
