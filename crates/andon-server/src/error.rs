@@ -21,8 +21,6 @@ pub(crate) enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("{0}")]
-    Locked(String),
     /// A flow rule said no (`andon_flow::Refusal`): its own code and status.
     #[error("{message}")]
     Refused {
@@ -44,7 +42,6 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::Locked(_) => (StatusCode::LOCKED, "locked"),
             ApiError::Refused { status, code, .. } => (*status, *code),
             ApiError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

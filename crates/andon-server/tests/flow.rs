@@ -3,6 +3,8 @@
 //! stopped, metrics, the board's WIP limits, signed and retried
 //! notifications.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
