@@ -35,6 +35,12 @@ const SECRET: &str = "fuzz-webhook-secret";
 struct Harness {
     rt: tokio::runtime::Runtime,
     app: axum::Router,
+    // Kept for the life of the process (and reachable, so LeakSanitizer is
+    // quiet): the server owns the run queue's receiver, so queued runs do
+    // not fail on a closed channel; the directory holds its data and the
+    // repository.
+    _server: std::sync::Mutex<andon_server::Server>,
+    _root: tempfile::TempDir,
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -65,8 +71,7 @@ fn commit(dir: &Path, contents: &str, message: &str) -> String {
 fn harness() -> &'static Harness {
     static H: OnceLock<Harness> = OnceLock::new();
     H.get_or_init(|| {
-        // Kept for the life of the process: the server's data and the repository.
-        let root = Box::leak(Box::new(tempfile::tempdir().expect("tempdir")));
+        let root = tempfile::tempdir().expect("tempdir");
         let repo = root.path().join("repo");
         std::fs::create_dir_all(&repo).expect("repo dir");
         git(&repo, &["init", "--quiet", "--initial-branch=main"]);
@@ -90,9 +95,6 @@ fn harness() -> &'static Harness {
             }))
             .expect("server starts");
         let app = server.app();
-        // The server owns the run queue's receiver: keep it alive so queued
-        // runs do not fail on a closed channel.
-        Box::leak(Box::new(server));
         let body = serde_json::json!({
             "name": "shop",
             "repo": repo.display().to_string(),
@@ -106,7 +108,12 @@ fn harness() -> &'static Harness {
             .expect("request");
         let resp = rt.block_on(app.clone().oneshot(req)).expect("infallible");
         assert_eq!(resp.status(), StatusCode::CREATED, "project added");
-        Harness { rt, app }
+        Harness {
+            rt,
+            app,
+            _server: std::sync::Mutex::new(server),
+            _root: root,
+        }
     })
 }
 

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "andon", version, about = "Continuous delivery in one binary: pipelines, releases, flags, flow.")]
+#[command(
+    name = "andon",
+    version,
+    about = "Continuous delivery in one binary: pipelines, releases, flags, flow."
+)]
 pub(crate) struct Cli {
     /// Turn colours off (also when NO_COLOR is set or output is not a terminal).
     #[arg(long, global = true, env = "NO_COLOR", value_parser = clap::builder::FalseyValueParser::new())]
@@ -20,7 +24,12 @@ pub(crate) struct Cli {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct Remote {
     /// The server's address.
-    #[arg(long, env = "ANDON_SERVER", default_value = "http://127.0.0.1:7070", global = true)]
+    #[arg(
+        long,
+        env = "ANDON_SERVER",
+        default_value = "http://127.0.0.1:7070",
+        global = true
+    )]
     pub(crate) server: String,
     /// An API token (see `andon token create`).
     #[arg(long, env = "ANDON_TOKEN", hide_env_values = true, global = true)]
@@ -303,9 +312,7 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Hook(crate::cmd::HookCmd),
     /// Print shell completions.
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Debug, Subcommand)]

@@ -55,7 +55,9 @@ impl Client {
             .unwrap_or("no details")
             .to_string();
         let hint = match status {
-            StatusCode::UNAUTHORIZED => "pass a token with --token or ANDON_TOKEN (`andon token create`)",
+            StatusCode::UNAUTHORIZED => {
+                "pass a token with --token or ANDON_TOKEN (`andon token create`)"
+            }
             StatusCode::FORBIDDEN => "ask an admin for a token with the needed role",
             StatusCode::NOT_FOUND => "check the name or id",
             _ => "",
@@ -70,12 +72,18 @@ impl Client {
 
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let resp = self.send(self.request(Method::GET, path)).await?;
-        resp.json().await.context("the server's answer was not the expected JSON")
+        resp.json()
+            .await
+            .context("the server's answer was not the expected JSON")
     }
 
     pub(crate) async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T> {
-        let resp = self.send(self.request(Method::POST, path).json(body)).await?;
-        resp.json().await.context("the server's answer was not the expected JSON")
+        let resp = self
+            .send(self.request(Method::POST, path).json(body))
+            .await?;
+        resp.json()
+            .await
+            .context("the server's answer was not the expected JSON")
     }
 }
 

@@ -27,7 +27,10 @@ fn main() -> ExitCode {
     if let cli::Command::SampleService { args } = cli.command {
         return sample_service::main_with_args(args.into_iter());
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: could not start the async runtime: {e}");

@@ -234,7 +234,8 @@ impl Deploys {
                 ..
             } => {
                 if let Some(d) = self.deploys.get_mut(deploy_id) {
-                    d.verdicts.push((env.at_ms, outcome.clone(), sentence.clone()));
+                    d.verdicts
+                        .push((env.at_ms, outcome.clone(), sentence.clone()));
                 }
             }
             Event::DeployFinished {

@@ -21,7 +21,9 @@ pub mod role;
 pub mod run;
 
 pub use deploy::{DeployOutcome, DeployPhase, DeployView, Deploys, EnvView, InstanceView};
-pub use event::{Envelope, Event, ExposureCounts, JobOutcome, PlannedJob, RunStatus, TestCounts, Trigger};
+pub use event::{
+    Envelope, Event, ExposureCounts, JobOutcome, PlannedJob, RunStatus, TestCounts, Trigger,
+};
 pub use project::{ProjectView, Projects};
 pub use role::Role;
 pub use run::{JobView, RunView, Runs};

@@ -233,7 +233,10 @@ impl Runs {
 
     /// Runs of a project, newest first.
     pub fn of_project<'a>(&'a self, project: &'a str) -> impl Iterator<Item = &'a RunView> + 'a {
-        self.runs.values().rev().filter(move |r| r.project == project)
+        self.runs
+            .values()
+            .rev()
+            .filter(move |r| r.project == project)
     }
 
     pub fn all(&self) -> impl Iterator<Item = &RunView> {
@@ -257,7 +260,10 @@ impl Runs {
         for run in self.of_project(project).take(20) {
             for j in &run.jobs {
                 if j.status == "passed" {
-                    samples.entry(j.name.clone()).or_default().push(j.duration_ms);
+                    samples
+                        .entry(j.name.clone())
+                        .or_default()
+                        .push(j.duration_ms);
                 }
             }
         }

@@ -62,7 +62,13 @@ fn dag() -> impl Strategy<Value = Dag> {
                 allow_failure,
                 deps: picks
                     .into_iter()
-                    .map(|p| p.iter().enumerate().filter(|(_, b)| **b).map(|(k, _)| k).collect())
+                    .map(|p| {
+                        p.iter()
+                            .enumerate()
+                            .filter(|(_, b)| **b)
+                            .map(|(k, _)| k)
+                            .collect()
+                    })
                     .collect(),
                 plan,
                 parallelism,
@@ -123,7 +129,13 @@ fn run(dag: &Dag, fail_fast: bool) -> (RunSummary, Vec<Event>) {
     let summary = rt.block_on(async {
         tokio::time::timeout(
             Duration::from_secs(60),
-            run_pipeline(spec, &LocalExecutor, &store, rec.clone(), CancellationToken::new()),
+            run_pipeline(
+                spec,
+                &LocalExecutor,
+                &store,
+                rec.clone(),
+                CancellationToken::new(),
+            ),
         )
         .await
         .expect("the run ended in time")
@@ -150,7 +162,10 @@ fn expected_without_fail_fast(dag: &Dag) -> Vec<JobOutcome> {
 
 /// Checks the ordering and concurrency properties every run has, and
 /// returns the position of each job's start and finish in the event log.
-fn check_order(dag: &Dag, events: &[Event]) -> Result<BTreeMap<usize, (usize, usize)>, TestCaseError> {
+fn check_order(
+    dag: &Dag,
+    events: &[Event],
+) -> Result<BTreeMap<usize, (usize, usize)>, TestCaseError> {
     let mut started = BTreeMap::new();
     let mut finished: BTreeMap<usize, (usize, JobOutcome)> = BTreeMap::new();
     let mut running = 0usize;
@@ -169,10 +184,14 @@ fn check_order(dag: &Dag, events: &[Event]) -> Result<BTreeMap<usize, (usize, us
                 );
                 for &d in &dag.deps[i] {
                     let Some(&(_, outcome)) = finished.get(&d) else {
-                        return Err(TestCaseError::fail(format!("{job} started before {} finished", name(d))));
+                        return Err(TestCaseError::fail(format!(
+                            "{job} started before {} finished",
+                            name(d)
+                        )));
                     };
                     prop_assert!(
-                        outcome == JobOutcome::Passed || (outcome == JobOutcome::Failed && dag.allow_failure[d]),
+                        outcome == JobOutcome::Passed
+                            || (outcome == JobOutcome::Failed && dag.allow_failure[d]),
                         "{} started although {} ended {:?}",
                         job,
                         name(d),
@@ -182,7 +201,11 @@ fn check_order(dag: &Dag, events: &[Event]) -> Result<BTreeMap<usize, (usize, us
             }
             Event::JobFinished { job, outcome, .. } => {
                 let i = index(job);
-                prop_assert!(started.contains_key(&i), "{} finished without starting", job);
+                prop_assert!(
+                    started.contains_key(&i),
+                    "{} finished without starting",
+                    job
+                );
                 running -= 1;
                 finished.insert(i, (pos, *outcome));
             }

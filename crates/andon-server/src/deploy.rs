@@ -101,9 +101,9 @@ pub(crate) async fn trunk_config(
         .map(|p| p.trunk.clone())
         .ok_or_else(|| crate::api::no_project(project))?;
     let mirror = state.mirror_path(project);
-    let commit = repo::resolve(&mirror, &trunk)
-        .await
-        .map_err(|_| ApiError::Conflict(format!("trunk `{trunk}` of `{project}` has no commit yet")))?;
+    let commit = repo::resolve(&mirror, &trunk).await.map_err(|_| {
+        ApiError::Conflict(format!("trunk `{trunk}` of `{project}` has no commit yet"))
+    })?;
     let cfg = config_at(state, project, &commit).await?;
     Ok((commit, cfg))
 }
@@ -124,7 +124,12 @@ pub(crate) fn target_secrets(
 
 /// After a restart: adopt what still runs, roll back what was in flight.
 pub(crate) async fn recover(state: &Arc<AppState>, controller: &Controller) {
-    let projects: Vec<String> = state.read_views().projects.all().map(|p| p.name.clone()).collect();
+    let projects: Vec<String> = state
+        .read_views()
+        .projects
+        .all()
+        .map(|p| p.name.clone())
+        .collect();
     let mut specs = Vec::new();
     for project in projects {
         match trunk_config(state, &project).await {

@@ -165,8 +165,8 @@ impl Server {
         let notifier = tokio::spawn(notify::run(self.state.clone()));
         let flag_scheduler = tokio::spawn(flags::scheduler(self.state.clone()));
         let shutdown = flags::closing(self.state.clone(), shutdown);
-        let app = api::router(self.state.clone())
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let app =
+            api::router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
@@ -197,7 +197,10 @@ async fn release_upkeep(state: std::sync::Arc<AppState>) {
         tick.tick().await;
         let drifted = ctl.check_drift().await;
         if !drifted.is_empty() {
-            tracing::warn!(instances = drifted.len(), "instances drifted from their artifacts");
+            tracing::warn!(
+                instances = drifted.len(),
+                "instances drifted from their artifacts"
+            );
         }
     }
 }

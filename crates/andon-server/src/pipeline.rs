@@ -30,9 +30,8 @@ pub(crate) async fn queue_run(
     trigger: Trigger,
 ) -> Result<Option<u64>, ApiError> {
     let mirror = state.mirror_path(project);
-    let (message, author, committed_at_ms) = repo::commit_info(&mirror, commit)
-        .await
-        .unwrap_or_default();
+    let (message, author, committed_at_ms) =
+        repo::commit_info(&mirror, commit).await.unwrap_or_default();
     let automatic = !matches!(trigger, Trigger::Manual | Trigger::Local);
     // Every new trunk commit of a push, oldest first, for lead time; the
     // run's own commit comes last.
@@ -70,21 +69,21 @@ pub(crate) async fn queue_run(
             })
             .collect();
         events.extend([
-                Event::CommitSeen {
-                    project: project.to_string(),
-                    branch: branch.to_string(),
-                    commit: commit.to_string(),
-                    message,
-                    author,
-                    committed_at_ms,
-                },
-                Event::RunQueued {
-                    project: project.to_string(),
-                    run_id,
-                    commit: commit.to_string(),
-                    branch: branch.to_string(),
-                    trigger,
-                },
+            Event::CommitSeen {
+                project: project.to_string(),
+                branch: branch.to_string(),
+                commit: commit.to_string(),
+                message,
+                author,
+                committed_at_ms,
+            },
+            Event::RunQueued {
+                project: project.to_string(),
+                run_id,
+                commit: commit.to_string(),
+                branch: branch.to_string(),
+                trigger,
+            },
         ]);
         (events, Some(run_id))
     })?;

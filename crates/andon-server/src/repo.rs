@@ -70,7 +70,11 @@ pub(crate) async fn sync(repo: &str, mirror: &Path) -> Result<(), RepoError> {
 pub(crate) async fn heads(mirror: &Path) -> Result<BTreeMap<String, String>, RepoError> {
     let out = git(
         Some(mirror),
-        &["for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads"],
+        &[
+            "for-each-ref",
+            "--format=%(refname:short) %(objectname)",
+            "refs/heads",
+        ],
     )
     .await?;
     Ok(out
@@ -83,10 +87,12 @@ pub(crate) async fn heads(mirror: &Path) -> Result<BTreeMap<String, String>, Rep
 /// Resolves a branch, tag or commit prefix to a full commit id.
 pub(crate) async fn resolve(mirror: &Path, reference: &str) -> Result<String, RepoError> {
     let spec = format!("{reference}^{{commit}}");
-    Ok(git(Some(mirror), &["rev-parse", "--verify", "--quiet", &spec])
-        .await?
-        .trim()
-        .to_string())
+    Ok(
+        git(Some(mirror), &["rev-parse", "--verify", "--quiet", &spec])
+            .await?
+            .trim()
+            .to_string(),
+    )
 }
 
 /// (subject, author, commit time in ms) of a commit.
@@ -102,7 +108,10 @@ pub(crate) async fn commit_info(
     let mut parts = out.trim_end().splitn(3, '\0');
     let subject = parts.next().unwrap_or_default().to_string();
     let author = parts.next().unwrap_or_default().to_string();
-    let secs: i64 = parts.next().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    let secs: i64 = parts
+        .next()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
     Ok((subject, author, secs * 1000))
 }
 
@@ -116,7 +125,8 @@ pub(crate) async fn show_file(
     match git(Some(mirror), &["show", &spec]).await {
         Ok(s) => Ok(Some(s)),
         Err(RepoError::Git { stderr, .. })
-            if stderr.contains("does not exist") || stderr.contains("exists on disk, but not in") =>
+            if stderr.contains("does not exist")
+                || stderr.contains("exists on disk, but not in") =>
         {
             Ok(None)
         }

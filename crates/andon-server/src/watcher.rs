@@ -42,7 +42,9 @@ pub(crate) async fn run(state: Arc<AppState>) {
 
 async fn poll_once(state: &Arc<AppState>, project: &str, repo_url: &str) -> Result<(), String> {
     let mirror = state.mirror_path(project);
-    repo::sync(repo_url, &mirror).await.map_err(|e| e.to_string())?;
+    repo::sync(repo_url, &mirror)
+        .await
+        .map_err(|e| e.to_string())?;
     let heads = repo::heads(&mirror).await.map_err(|e| e.to_string())?;
     let seen = state
         .read_views()

@@ -1122,3 +1122,35 @@ async fn flag_routes_are_in_the_openapi_document() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_stops_evaluating_at_once() {
+    let (s, _dir) = start().await;
+    s.put_flag("checkout", checkout()).await;
+    let (_, created) = s
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "sdk", "role": "viewer", "environment": "production"}),
+        )
+        .await;
+    let secret = created["token"].as_str().unwrap();
+    let path = "/ofrep/v1/evaluate/flags/checkout";
+    let body = r#"{"context": {"targetingKey": "u1"}}"#;
+    assert_eq!(s.ofrep(path, body, Some(secret)).await.status, 200);
+    assert_eq!(
+        s.ofrep(path, body, Some(secret)).await.status,
+        200,
+        "cached"
+    );
+    let id = created["id"].as_str().unwrap();
+    let (status, _) = s
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/tokens/{id}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(s.ofrep(path, body, Some(secret)).await.status, 401);
+}

@@ -91,7 +91,11 @@ fn git(dir: &Path, args: &[&str]) -> Result<()> {
         .output()
         .context("could not run git")?;
     if !out.status.success() {
-        bail!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(())
 }
@@ -106,16 +110,30 @@ fn commit_release(repo: &Path, version: &str, error_rate: f64, message: &str) ->
 }
 
 impl Demo {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(TOKEN);
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(TOKEN);
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.with_context(|| format!("calling {path}"))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("calling {path}"))?;
         let status = resp.status();
         let v: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            bail!("{path} answered {status}: {}", v["error"]["message"].as_str().unwrap_or(""));
+            bail!(
+                "{path} answered {status}: {}",
+                v["error"]["message"].as_str().unwrap_or("")
+            );
         }
         Ok(v)
     }
@@ -168,7 +186,10 @@ impl Demo {
         };
         let run = self.wait_run(id).await?;
         let id = run["id"].as_u64().unwrap_or_default();
-        step(&format!("{label}: pipeline run {id} {}", ui::status(run["status"].as_str().unwrap_or(""))));
+        step(&format!(
+            "{label}: pipeline run {id} {}",
+            ui::status(run["status"].as_str().unwrap_or(""))
+        ));
         if run["status"] != "passed" {
             bail!("the pipeline of {label} failed");
         }
@@ -180,7 +201,9 @@ impl Demo {
                     json!({"run": id, "reason": format!("release {label}")}),
                 )
                 .await?;
-            let d = self.wait_deploy(d["deploy_id"].as_u64().unwrap_or_default()).await?;
+            let d = self
+                .wait_deploy(d["deploy_id"].as_u64().unwrap_or_default())
+                .await?;
             let outcome = d["phase"]["finished"].as_str().unwrap_or("?").to_string();
             let verdict = d["verdicts"]
                 .as_array()
@@ -192,7 +215,11 @@ impl Demo {
                 "{label}: {env} {} by {}{}",
                 ui::status(&outcome),
                 d["strategy"].as_str().unwrap_or(""),
-                if verdict.is_empty() { String::new() } else { format!(" — judge: {verdict}") }
+                if verdict.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — judge: {verdict}")
+                }
             ));
             outcomes.push((env.to_string(), outcome.clone()));
             if outcome != "succeeded" {
@@ -218,7 +245,11 @@ pub(crate) async fn run(keep: bool, dir: Option<PathBuf>, port: u16) -> Result<E
     let data = root.join("data");
     std::fs::create_dir_all(&repo)?;
     let bin = std::env::current_exe().context("could not find the andon binary")?;
-    println!("{} the whole flow, on this machine, in {}", ui::bold("andon demo:"), root.display());
+    println!(
+        "{} the whole flow, on this machine, in {}",
+        ui::bold("andon demo:"),
+        root.display()
+    );
 
     git(&repo, &["init", "-q", "-b", "main"])?;
     std::fs::write(repo.join("andon.yaml"), andon_yaml(&bin))?;
@@ -256,7 +287,11 @@ pub(crate) async fn run(keep: bool, dir: Option<PathBuf>, port: u16) -> Result<E
         (Ok(rolled_back), Ok(())) => {
             println!(
                 "\n{} in {:.0}s{}",
-                if rolled_back { ui::green("demo finished") } else { ui::red("demo finished without the v3 rollback") },
+                if rolled_back {
+                    ui::green("demo finished")
+                } else {
+                    ui::red("demo finished without the v3 rollback")
+                },
                 started.elapsed().as_secs_f64(),
                 if keep {
                     format!(
@@ -266,7 +301,11 @@ pub(crate) async fn run(keep: bool, dir: Option<PathBuf>, port: u16) -> Result<E
                     String::new()
                 }
             );
-            Ok(if rolled_back { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if rolled_back {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("server log: {}", root.join("server.log").display());
@@ -278,7 +317,13 @@ pub(crate) async fn run(keep: bool, dir: Option<PathBuf>, port: u16) -> Result<E
 /// The story. Returns whether the bad release was rolled back.
 async fn drive(demo: &Demo, router_port: u16) -> Result<bool> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while demo.http.get(format!("{}/healthz", demo.base)).send().await.is_err() {
+    while demo
+        .http
+        .get(format!("{}/healthz", demo.base))
+        .send()
+        .await
+        .is_err()
+    {
         if Instant::now() > deadline {
             bail!("the server did not start");
         }
@@ -302,18 +347,30 @@ async fn drive(demo: &Demo, router_port: u16) -> Result<bool> {
     commit_release(&demo.repo, "v2", 0.01, "v2: faster checkout")?;
     demo.release("v2", None).await?;
 
-    println!("\n{}", ui::bold("3. A bad change is caught by the judge and rolled back"));
+    println!(
+        "\n{}",
+        ui::bold("3. A bad change is caught by the judge and rolled back")
+    );
     commit_release(&demo.repo, "v3", 0.3, "v3: new payment client")?;
     let outcomes = demo.release("v3", None).await?;
-    let rolled_back = outcomes.iter().any(|(env, o)| env == "production" && o == "rolled_back");
+    let rolled_back = outcomes
+        .iter()
+        .any(|(env, o)| env == "production" && o == "rolled_back");
 
-    println!("\n{}", ui::bold("4. Release to users with a feature flag, step by step"));
+    println!(
+        "\n{}",
+        ui::bold("4. Release to users with a feature flag, step by step")
+    );
     let flag = json!({
         "description": "the new checkout page", "owner": "team-pay", "temporary": true,
         "environments": {"production": {"enabled": true, "rules": [{"rollout": {"percentage": 0}, "serve": "on"}]}}
     });
     match demo
-        .call(reqwest::Method::PUT, "/api/v1/flags/new-checkout", Some(json!({"flag": flag, "reason": "demo"})))
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/flags/new-checkout",
+            Some(json!({"flag": flag, "reason": "demo"})),
+        )
         .await
     {
         Ok(_) => {
@@ -331,13 +388,20 @@ async fn drive(demo: &Demo, router_port: u16) -> Result<bool> {
     }
     stop.store(true, Ordering::Relaxed);
     let _ = traffic.await;
-    step(&format!("{} requests served through the router during the releases", sent.load(Ordering::Relaxed)));
+    step(&format!(
+        "{} requests served through the router during the releases",
+        sent.load(Ordering::Relaxed)
+    ));
     Ok(rolled_back)
 }
 
 /// Bounded steady load: at most ~100 req/s, stops when told.
 async fn load(port: u16, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) {
-    let Ok(client) = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build() else {
+    let Ok(client) = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+    else {
         return;
     };
     let mut tick = tokio::time::interval(Duration::from_millis(10));
@@ -358,7 +422,10 @@ async fn load(port: u16, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) {
 }
 
 async fn summarize(demo: &Demo, port: u16, router_port: u16) -> Result<()> {
-    println!("\n{}", ui::bold("What happened (all of it is in the event log)"));
+    println!(
+        "\n{}",
+        ui::bold("What happened (all of it is in the event log)")
+    );
     let deploys = demo.get("/api/v1/projects/demo/deploys").await?;
     for d in deploys.as_array().into_iter().flatten().rev() {
         let v = d["version"].as_str().unwrap_or("");
@@ -379,14 +446,20 @@ async fn summarize(demo: &Demo, port: u16, router_port: u16) -> Result<()> {
         .filter(|e| e["type"] == "incident_opened")
         .collect();
     for i in &incidents {
-        println!("  incident {} opened: {}", i["incident_id"], i["title"].as_str().unwrap_or(""));
+        println!(
+            "  incident {} opened: {}",
+            i["incident_id"],
+            i["title"].as_str().unwrap_or("")
+        );
     }
     if let Ok(m) = demo.get("/api/v1/projects/demo/metrics").await {
         println!(
             "  DORA: {:.1} deploys/day, lead time {}, change failure rate {}, time to restore {}",
             m["deployment_frequency_per_day"].as_f64().unwrap_or(0.0),
             secs(&m["lead_time_median_s"]),
-            m["change_failure_rate"].as_f64().map_or("n/a".into(), |r| format!("{:.0}%", r * 100.0)),
+            m["change_failure_rate"]
+                .as_f64()
+                .map_or("n/a".into(), |r| format!("{:.0}%", r * 100.0)),
             secs(&m["time_to_restore_median_s"]),
         );
     }
@@ -395,7 +468,8 @@ async fn summarize(demo: &Demo, port: u16, router_port: u16) -> Result<()> {
 }
 
 fn secs(v: &Value) -> String {
-    v.as_f64().map_or("n/a".into(), |s| ui::duration_ms((s * 1000.0) as u64))
+    v.as_f64()
+        .map_or("n/a".into(), |s| ui::duration_ms((s * 1000.0) as u64))
 }
 
 /// Stops what the demo started: instances, the router, the server.
@@ -410,27 +484,37 @@ async fn cleanup(demo: &Demo, server: &mut Child, data: &Path) {
             }
         }
     }
-    let _ = std::process::Command::new("kill").arg("-TERM").arg(server.id().to_string()).status();
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(server.id().to_string())
+        .status();
     let _ = server.wait();
     // The router and instances outlive a server on purpose; the demo ends them.
     let router_dir = data.join("router");
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for e in entries.flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
             let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             if cmdline.contains(" router ") && cmdline.contains(&router_dir.display().to_string()) {
                 pids.push(pid);
             }
             // Instances run in their directories under the data directory.
-            let in_data = std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(data));
+            let in_data =
+                std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(data));
             if in_data && cmdline.contains("sample-service") {
                 pids.push(pid);
             }
         }
     }
     for pid in pids {
-        let _ = std::process::Command::new("kill").args(["-TERM", "--", &format!("-{pid}")]).status();
-        let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", "--", &format!("-{pid}")])
+            .status();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
     }
 }

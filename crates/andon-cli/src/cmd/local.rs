@@ -36,7 +36,10 @@ pub(crate) fn check(file: &Path) -> Result<ExitCode> {
 }
 
 pub(crate) fn schema() -> Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(&andon_config::json_schema())?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&andon_config::json_schema())?
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -66,7 +69,12 @@ pub(crate) async fn run(
     let config = match andon_config::load(&config_path) {
         Ok(c) => c,
         Err(andon_config::LoadError::Invalid(diags)) => {
-            eprint!("{}", diags.to_string().replace(&checkout_dir.display().to_string(), "."));
+            eprint!(
+                "{}",
+                diags
+                    .to_string()
+                    .replace(&checkout_dir.display().to_string(), ".")
+            );
             drop(checkout);
             let _ = std::fs::remove_dir_all(&work);
             return Ok(ExitCode::FAILURE);
@@ -290,11 +298,20 @@ impl Progress {
             return run;
         }
         eprintln!();
-        let width = run.jobs.iter().map(|j| j.name.len()).max().unwrap_or(4).max(4);
+        let width = run
+            .jobs
+            .iter()
+            .map(|j| j.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
         for j in &run.jobs {
             let mut extra = String::new();
             if let Some(t) = j.tests {
-                extra.push_str(&format!("  tests {} passed, {} failed, {} skipped", t.passed, t.failed, t.skipped));
+                extra.push_str(&format!(
+                    "  tests {} passed, {} failed, {} skipped",
+                    t.passed, t.failed, t.skipped
+                ));
             }
             if j.flaky {
                 extra.push_str(&format!("  {}", ui::yellow("flaky")));
@@ -352,11 +369,11 @@ impl RunObserver for Progress {
             _ => None,
         };
         let failed_job = match &event {
-            Event::JobFinished { job, outcome, .. }
-                if matches!(outcome, andon_core::JobOutcome::Failed | andon_core::JobOutcome::TimedOut) =>
-            {
-                Some(job.clone())
-            }
+            Event::JobFinished {
+                job,
+                outcome: andon_core::JobOutcome::Failed | andon_core::JobOutcome::TimedOut,
+                ..
+            } => Some(job.clone()),
             _ => None,
         };
         st.runs.apply(&Envelope {
@@ -395,7 +412,10 @@ impl RunObserver for Progress {
                 }
             }
         } else if let Some(l) = line {
-            eprintln!("{} {l}", ui::dim(&format!("[{}]", ui::duration_ms(at_ms.max(0) as u64))));
+            eprintln!(
+                "{} {l}",
+                ui::dim(&format!("[{}]", ui::duration_ms(at_ms.max(0) as u64)))
+            );
         }
         if let Some(job) = failed_job {
             let lines = st.logs.get(&job).cloned().unwrap_or_default();
@@ -406,7 +426,10 @@ impl RunObserver for Progress {
                 }
                 None => eprintln!("{s}"),
             };
-            print(format!("{}", ui::red(&format!("--- log of {job} (last {} lines) ---", lines.len() - tail))));
+            print(ui::red(&format!(
+                "--- log of {job} (last {} lines) ---",
+                lines.len() - tail
+            )));
             for l in &lines[tail..] {
                 print(format!("  {l}"));
             }
@@ -427,9 +450,10 @@ impl RunObserver for Progress {
 /// One progress line for non-interactive output.
 fn describe(event: &Event) -> Option<String> {
     match event {
-        Event::JobStarted { job, attempt, .. } if *attempt > 1 => {
-            Some(format!("{job} {} (attempt {attempt})", ui::status("running")))
-        }
+        Event::JobStarted { job, attempt, .. } if *attempt > 1 => Some(format!(
+            "{job} {} (attempt {attempt})",
+            ui::status("running")
+        )),
         Event::JobStarted { job, .. } => Some(format!("{job} {}", ui::status("running"))),
         Event::JobFinished {
             job,
@@ -444,9 +468,9 @@ fn describe(event: &Event) -> Option<String> {
         Event::JobSkipped { job, reason, .. } => {
             Some(format!("{job} {} ({reason})", ui::status("skipped")))
         }
-        Event::ArtifactStored { job, path, digest, .. } => {
-            Some(format!("{job} stored {path} as {digest}"))
-        }
+        Event::ArtifactStored {
+            job, path, digest, ..
+        } => Some(format!("{job} stored {path} as {digest}")),
         _ => None,
     }
 }

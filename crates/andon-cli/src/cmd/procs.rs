@@ -52,7 +52,9 @@ pub(crate) async fn server(
     router: RouterArgs,
 ) -> Result<ExitCode> {
     init_tracing();
-    let admin_token = std::env::var("ANDON_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    let admin_token = std::env::var("ANDON_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
     std::fs::create_dir_all(&data)
         .with_context(|| format!("could not create the data directory {}", data.display()))?;
     let router = router_link(&data, router).await?;
@@ -65,18 +67,27 @@ pub(crate) async fn server(
     })
     .await
     .with_context(|| format!("could not start the server with data in {}", data.display()))?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| ui::hinted(format!("could not listen on {listen}: {e}"), "pick another address with --listen"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        ui::hinted(
+            format!("could not listen on {listen}: {e}"),
+            "pick another address with --listen",
+        )
+    })?;
     let addr = listener.local_addr().unwrap_or(listen);
     if let Some(token) = &server.first_admin_token {
         // Printed once, on first start: the store keeps only its hash.
         println!("admin token (shown once, keep it safe): {token}");
     }
     if server.interrupted_runs > 0 {
-        tracing::warn!(runs = server.interrupted_runs, "marked runs interrupted by the previous stop");
+        tracing::warn!(
+            runs = server.interrupted_runs,
+            "marked runs interrupted by the previous stop"
+        );
     }
-    println!("andon server listening on http://{addr} (data in {})", data.display());
+    println!(
+        "andon server listening on http://{addr} (data in {})",
+        data.display()
+    );
     server.serve(listener, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -88,12 +99,18 @@ pub(crate) async fn router(
     admin_token: Option<String>,
 ) -> Result<ExitCode> {
     init_tracing();
-    let proxy = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| ui::hinted(format!("could not listen on {listen}: {e}"), "pick another address with --listen"))?;
-    let admin_l = tokio::net::TcpListener::bind(admin)
-        .await
-        .map_err(|e| ui::hinted(format!("could not listen on {admin}: {e}"), "pick another address with --admin"))?;
+    let proxy = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        ui::hinted(
+            format!("could not listen on {listen}: {e}"),
+            "pick another address with --listen",
+        )
+    })?;
+    let admin_l = tokio::net::TcpListener::bind(admin).await.map_err(|e| {
+        ui::hinted(
+            format!("could not listen on {admin}: {e}"),
+            "pick another address with --admin",
+        )
+    })?;
     println!(
         "andon router proxying on http://{} (admin on http://{})",
         proxy.local_addr().unwrap_or(listen),
@@ -111,15 +128,31 @@ pub(crate) async fn router(
 /// own router is a separate process (its own process group) so traffic keeps
 /// flowing when the server stops or crashes; a restarted server finds it
 /// running and reuses it.
-async fn router_link(data: &std::path::Path, args: RouterArgs) -> Result<Option<andon_server::RouterLink>> {
+async fn router_link(
+    data: &std::path::Path,
+    args: RouterArgs,
+) -> Result<Option<andon_server::RouterLink>> {
     if args.no_router {
         return Ok(None);
     }
     if let Some(admin) = args.router_admin {
-        let with_scheme = |s: String| if s.contains("://") { s } else { format!("http://{s}") };
+        let with_scheme = |s: String| {
+            if s.contains("://") {
+                s
+            } else {
+                format!("http://{s}")
+            }
+        };
         let admin = with_scheme(admin);
-        let url = with_scheme(args.router_url.unwrap_or_else(|| args.router_listen.to_string()));
-        return Ok(Some(andon_server::RouterLink { admin, url, token: args.router_token }));
+        let url = with_scheme(
+            args.router_url
+                .unwrap_or_else(|| args.router_listen.to_string()),
+        );
+        return Ok(Some(andon_server::RouterLink {
+            admin,
+            url,
+            token: args.router_token,
+        }));
     }
     let dir = data.join("router");
     std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
@@ -134,12 +167,17 @@ async fn router_link(data: &std::path::Path, args: RouterArgs) -> Result<Option<
     };
     let admin = format!("http://{}", args.router_admin_listen);
     let url = format!("http://{}", args.router_listen);
-    let link = andon_server::RouterLink { admin: admin.clone(), url, token: Some(token.clone()) };
+    let link = andon_server::RouterLink {
+        admin: admin.clone(),
+        url,
+        token: Some(token.clone()),
+    };
     if healthy(&admin, &token).await {
         tracing::info!(%admin, "reusing the running router");
         return Ok(Some(link));
     }
-    let exe = std::env::current_exe().context("could not find the andon binary to start the router")?;
+    let exe =
+        std::env::current_exe().context("could not find the andon binary to start the router")?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -173,13 +211,20 @@ async fn router_link(data: &std::path::Path, args: RouterArgs) -> Result<Option<
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    println!("andon router started: traffic on http://{}, admin on {admin}", args.router_listen);
+    println!(
+        "andon router started: traffic on http://{}, admin on {admin}",
+        args.router_listen
+    );
     Ok(Some(link))
 }
 
 /// Whether a router answers on `admin` and accepts our token (so it is ours).
 async fn healthy(admin: &str, token: &str) -> bool {
-    let Ok(client) = reqwest::Client::builder().no_proxy().timeout(std::time::Duration::from_secs(1)).build() else {
+    let Ok(client) = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(1))
+        .build()
+    else {
         return false;
     };
     client

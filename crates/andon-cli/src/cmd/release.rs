@@ -29,7 +29,11 @@ fn project_name(arg: &ProjectArg) -> Result<String> {
 }
 
 fn env_path(project: &str, env: &str, tail: &str) -> String {
-    format!("/api/v1/projects/{}/environments/{}/{tail}", segment(project), segment(env))
+    format!(
+        "/api/v1/projects/{}/environments/{}/{tail}",
+        segment(project),
+        segment(env)
+    )
 }
 
 pub(crate) async fn dispatch(cmd: Command) -> Result<ExitCode> {
@@ -46,13 +50,18 @@ pub(crate) async fn dispatch(cmd: Command) -> Result<ExitCode> {
         } => {
             let project = project_name(&project)?;
             let c = Client::new(&remote)?;
-            let mut body = json!({"reason": reason, "contract_migration": contract_migration, "path": path});
+            let mut body =
+                json!({"reason": reason, "contract_migration": contract_migration, "path": path});
             match artifact.parse::<u64>() {
                 Ok(run) => body["run"] = json!(run),
                 Err(_) => body["artifact"] = json!(artifact),
             }
-            let v: Value = c.post(&env_path(&project, &environment, "deploys"), &body).await?;
-            let id = v["deploy_id"].as_u64().context("the server gave no deploy id")?;
+            let v: Value = c
+                .post(&env_path(&project, &environment, "deploys"), &body)
+                .await?;
+            let id = v["deploy_id"]
+                .as_u64()
+                .context("the server gave no deploy id")?;
             println!(
                 "deploy {id}: {} to {environment} by {}",
                 v["version"].as_str().unwrap_or_default(),
@@ -63,15 +72,42 @@ pub(crate) async fn dispatch(cmd: Command) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Promote { environment, project, remote } => act(&remote, &project, &environment, "promote").await,
-        Command::Pause { environment, project, remote } => act(&remote, &project, &environment, "pause").await,
-        Command::Resume { environment, project, remote } => act(&remote, &project, &environment, "resume").await,
-        Command::Abort { environment, project, remote } => act(&remote, &project, &environment, "abort").await,
-        Command::Rollback { environment, project, remote } => act(&remote, &project, &environment, "rollback").await,
-        Command::Envs { json, project, remote } => {
+        Command::Promote {
+            environment,
+            project,
+            remote,
+        } => act(&remote, &project, &environment, "promote").await,
+        Command::Pause {
+            environment,
+            project,
+            remote,
+        } => act(&remote, &project, &environment, "pause").await,
+        Command::Resume {
+            environment,
+            project,
+            remote,
+        } => act(&remote, &project, &environment, "resume").await,
+        Command::Abort {
+            environment,
+            project,
+            remote,
+        } => act(&remote, &project, &environment, "abort").await,
+        Command::Rollback {
+            environment,
+            project,
+            remote,
+        } => act(&remote, &project, &environment, "rollback").await,
+        Command::Envs {
+            json,
+            project,
+            remote,
+        } => {
             let project = project_name(&project)?;
             let v: Value = Client::new(&remote)?
-                .get(&format!("/api/v1/projects/{}/environments", segment(&project)))
+                .get(&format!(
+                    "/api/v1/projects/{}/environments",
+                    segment(&project)
+                ))
                 .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -96,7 +132,11 @@ pub(crate) async fn dispatch(cmd: Command) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Deploys { json, project, remote } => {
+        Command::Deploys {
+            json,
+            project,
+            remote,
+        } => {
             let project = project_name(&project)?;
             let v: Value = Client::new(&remote)?
                 .get(&format!("/api/v1/projects/{}/deploys", segment(&project)))
@@ -125,7 +165,11 @@ fn short(digest: &str) -> &str {
 fn phase(d: &Value) -> String {
     match &d["phase"] {
         Value::String(s) => s.clone(),
-        Value::Object(o) => o.get("finished").and_then(Value::as_str).unwrap_or("finished").to_string(),
+        Value::Object(o) => o
+            .get("finished")
+            .and_then(Value::as_str)
+            .unwrap_or("finished")
+            .to_string(),
         _ => String::new(),
     }
 }
@@ -141,7 +185,12 @@ fn deploy_line(d: &Value) -> String {
     )
 }
 
-async fn act(remote: &crate::cli::Remote, project: &ProjectArg, env: &str, action: &str) -> Result<ExitCode> {
+async fn act(
+    remote: &crate::cli::Remote,
+    project: &ProjectArg,
+    env: &str,
+    action: &str,
+) -> Result<ExitCode> {
     let project = project_name(project)?;
     let c = Client::new(remote)?;
     c.send(c.request(Method::POST, &env_path(&project, env, action)))
@@ -165,7 +214,11 @@ async fn follow_deploy(c: &Client, id: u64) -> Result<ExitCode> {
         }
         match msg.event.as_str() {
             "traffic_shifted" => println!("  traffic {}", ev["weights"]),
-            "judge_verdict" => println!("  judge {}: {}", ev["outcome"].as_str().unwrap_or_default(), ev["sentence"].as_str().unwrap_or_default()),
+            "judge_verdict" => println!(
+                "  judge {}: {}",
+                ev["outcome"].as_str().unwrap_or_default(),
+                ev["sentence"].as_str().unwrap_or_default()
+            ),
             "deploy_finished" => {
                 outcome = ev["outcome"].as_str().unwrap_or_default().to_string();
                 println!("deploy {id} {}", ui::status(&outcome));
@@ -176,5 +229,9 @@ async fn follow_deploy(c: &Client, id: u64) -> Result<ExitCode> {
         true
     })
     .await?;
-    Ok(if outcome == "succeeded" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if outcome == "succeeded" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -111,7 +111,12 @@ async fn project(cmd: ProjectCmd) -> Result<ExitCode> {
             if json {
                 print_json(&v);
             } else {
-                println!("project {} watches {} (trunk {})", s(&v, "name"), s(&v, "repo"), s(&v, "trunk"));
+                println!(
+                    "project {} watches {} (trunk {})",
+                    s(&v, "name"),
+                    s(&v, "repo"),
+                    s(&v, "trunk")
+                );
                 println!("webhook secret (shown once): {}", s(&v, "webhook_secret"));
                 if let Some(id) = v.get("run_id").and_then(Value::as_u64) {
                     println!("first run: {id} (follow it with `andon show {id} --follow`)");
@@ -130,8 +135,11 @@ async fn project(cmd: ProjectCmd) -> Result<ExitCode> {
         }
         ProjectCmd::Remove { name, remote } => {
             let c = Client::new(&remote)?;
-            c.send(c.request(Method::DELETE, &format!("/api/v1/projects/{}", segment(&name))))
-                .await?;
+            c.send(c.request(
+                Method::DELETE,
+                &format!("/api/v1/projects/{}", segment(&name)),
+            ))
+            .await?;
             println!("project {name} removed");
         }
     }
@@ -152,21 +160,31 @@ async fn trigger(
             &json!({"ref": reference}),
         )
         .await?;
-    let id = v.get("id").and_then(Value::as_u64).context("the server gave no run id")?;
+    let id = v
+        .get("id")
+        .and_then(Value::as_u64)
+        .context("the server gave no run id")?;
     if follow {
         return follow_run(&c, id, json).await;
     }
     if json {
         print_json(&v);
     } else {
-        println!("run {id} queued for {} on {}", short(s(&v, "commit")), s(&v, "branch"));
+        println!(
+            "run {id} queued for {} on {}",
+            short(s(&v, "commit")),
+            s(&v, "branch")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
 async fn runs(remote: &Remote, project: &str, json: bool, limit: usize) -> Result<ExitCode> {
     let v: Value = Client::new(remote)?
-        .get(&format!("/api/v1/projects/{}/runs?limit={limit}", segment(project)))
+        .get(&format!(
+            "/api/v1/projects/{}/runs?limit={limit}",
+            segment(project)
+        ))
         .await?;
     if json {
         let slim: Vec<Value> = v
@@ -184,7 +202,10 @@ async fn runs(remote: &Remote, project: &str, json: bool, limit: usize) -> Resul
         print_json(&Value::Array(slim));
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:>6}  {:12}  {:12}  {:11}  jobs", "id", "commit", "branch", "status");
+    println!(
+        "{:>6}  {:12}  {:12}  {:11}  jobs",
+        "id", "commit", "branch", "status"
+    );
     for r in v.as_array().into_iter().flatten() {
         let jobs = r["jobs"].as_array().map_or(0, Vec::len);
         let passed = r["jobs"]
@@ -217,7 +238,11 @@ fn print_run(r: &Value) {
     }
     for j in r["jobs"].as_array().into_iter().flatten() {
         let ms = j["duration_ms"].as_u64().unwrap_or(0);
-        let flaky = if j["flaky"] == true { ui::yellow(" flaky") } else { String::new() };
+        let flaky = if j["flaky"] == true {
+            ui::yellow(" flaky")
+        } else {
+            String::new()
+        };
         println!(
             "  {:30} {:>10} {:>8}{flaky}",
             s(j, "name"),
@@ -356,12 +381,19 @@ async fn token(cmd: TokenCmd) -> Result<ExitCode> {
             remote,
         } => {
             let v: Value = Client::new(&remote)?
-                .post("/api/v1/tokens", &json!({"name": name, "role": role, "environment": environment}))
+                .post(
+                    "/api/v1/tokens",
+                    &json!({"name": name, "role": role, "environment": environment}),
+                )
                 .await?;
             if json {
                 print_json(&v);
             } else {
-                println!("token {} ({}) created; its secret, shown once:", s(&v, "id"), s(&v, "role"));
+                println!(
+                    "token {} ({}) created; its secret, shown once:",
+                    s(&v, "id"),
+                    s(&v, "role")
+                );
                 println!("{}", s(&v, "token"));
             }
         }
@@ -371,8 +403,17 @@ async fn token(cmd: TokenCmd) -> Result<ExitCode> {
                 print_json(&v);
             } else {
                 for t in v.as_array().into_iter().flatten() {
-                    let revoked = if t["revoked"] == true { " (revoked)" } else { "" };
-                    println!("{:18} {:20} {:10}{revoked}", s(t, "id"), s(t, "name"), s(t, "role"));
+                    let revoked = if t["revoked"] == true {
+                        " (revoked)"
+                    } else {
+                        ""
+                    };
+                    println!(
+                        "{:18} {:20} {:10}{revoked}",
+                        s(t, "id"),
+                        s(t, "name"),
+                        s(t, "role")
+                    );
                 }
             }
         }
@@ -408,7 +449,11 @@ async fn secret(cmd: SecretCmd) -> Result<ExitCode> {
             c.send(
                 c.request(
                     Method::PUT,
-                    &format!("/api/v1/projects/{}/secrets/{}", segment(&project), segment(&name)),
+                    &format!(
+                        "/api/v1/projects/{}/secrets/{}",
+                        segment(&project),
+                        segment(&name)
+                    ),
                 )
                 .json(&json!({"value": value})),
             )
@@ -441,7 +486,13 @@ async fn events(remote: &Remote, after: u64, follow: bool, json: bool) -> Result
         if json {
             println!("{}", serde_json::to_string(ev).unwrap_or_default());
         } else {
-            println!("{:>6} {} {:16} {}", ev["seq"], s(ev, "actor"), s(ev, "type"), ev);
+            println!(
+                "{:>6} {} {:16} {}",
+                ev["seq"],
+                s(ev, "actor"),
+                s(ev, "type"),
+                ev
+            );
         }
     };
     if !follow {

@@ -43,7 +43,9 @@ pub(crate) async fn download(
     Path(digest): Path<String>,
 ) -> ApiResult<Response> {
     let digest: andon_artifacts::Digest = digest.parse().map_err(|_| {
-        ApiError::BadRequest(format!("`{digest}` is not a digest; expected sha256:<64 hex digits>"))
+        ApiError::BadRequest(format!(
+            "`{digest}` is not a digest; expected sha256:<64 hex digits>"
+        ))
     })?;
     if !state.artifacts.has(&digest) {
         return Err(ApiError::NotFound(format!("no artifact {digest}")));

@@ -28,7 +28,9 @@ fn controller(state: &AppState) -> ApiResult<&andon_deploy::Controller> {
 fn deploy_error(e: andon_deploy::DeployError) -> ApiError {
     use andon_deploy::DeployError as E;
     match e {
-        E::UnknownEnvironment { .. } | E::NoDeployInFlight { .. } => ApiError::Conflict(e.to_string()),
+        E::UnknownEnvironment { .. } | E::NoDeployInFlight { .. } => {
+            ApiError::Conflict(e.to_string())
+        }
         other => {
             let text = other.to_string();
             if text.contains("in flight") || text.contains("frozen") {
@@ -71,19 +73,31 @@ fn resolve_artifact(
     let views = state.read_views();
     if let Some(a) = &req.artifact {
         let digest: Digest = a.parse().map_err(|_| {
-            ApiError::BadRequest(format!("`{a}` is not a digest; expected sha256:<64 hex digits>"))
+            ApiError::BadRequest(format!(
+                "`{a}` is not a digest; expected sha256:<64 hex digits>"
+            ))
         })?;
         if !state.artifacts.has(&digest) {
-            return Err(ApiError::NotFound(format!("no artifact {digest} in this server's store")));
+            return Err(ApiError::NotFound(format!(
+                "no artifact {digest} in this server's store"
+            )));
         }
         // The newest run that produced it tells the commit (for lead time).
         let origin = views.runs.of_project(project).find(|r| {
-            r.jobs.iter().any(|j| j.artifacts.values().any(|d| *d == digest.to_string()))
+            r.jobs
+                .iter()
+                .any(|j| j.artifacts.values().any(|d| *d == digest.to_string()))
         });
-        return Ok((digest, origin.map(|r| r.id), origin.map(|r| r.commit.clone())));
+        return Ok((
+            digest,
+            origin.map(|r| r.id),
+            origin.map(|r| r.commit.clone()),
+        ));
     }
     let Some(run_id) = req.run else {
-        return Err(ApiError::BadRequest("give `artifact` (a digest) or `run` (a run id)".into()));
+        return Err(ApiError::BadRequest(
+            "give `artifact` (a digest) or `run` (a run id)".into(),
+        ));
     };
     let run = views
         .runs
@@ -98,7 +112,10 @@ fn resolve_artifact(
     }
     let all: Vec<(&String, &String)> = run.jobs.iter().flat_map(|j| j.artifacts.iter()).collect();
     let chosen = match (&req.path, all.as_slice()) {
-        (Some(p), _) => all.iter().find(|(path, _)| *path == p).map(|(_, d)| (*d).clone()),
+        (Some(p), _) => all
+            .iter()
+            .find(|(path, _)| *path == p)
+            .map(|(_, d)| (*d).clone()),
         (None, [(_, d)]) => Some((*d).clone()),
         (None, []) => None,
         (None, _) => {
@@ -169,7 +186,9 @@ pub(crate) async fn deploy(
                 "{digest} has not been released to `{after}` yet; `{env_name}` comes after it"
             );
             refuse(&state, &caller, &project, &env_name, &digest, &reason)?;
-            return Err(ApiError::Conflict(format!("{reason}: deploy it to `{after}` first")));
+            return Err(ApiError::Conflict(format!(
+                "{reason}: deploy it to `{after}` first"
+            )));
         }
     }
     let secrets = target_secrets(&state, &project, &env)?;
@@ -292,7 +311,9 @@ async fn rollback(
 ) -> ApiResult<StatusCode> {
     let ctl = controller(&state)?;
     let target = ctl.rollback_target(&project, &env).await.ok_or_else(|| {
-        ApiError::Conflict(format!("`{env}` has no earlier good version to roll back to"))
+        ApiError::Conflict(format!(
+            "`{env}` has no earlier good version to roll back to"
+        ))
     })?;
     let deploy_id = state.append_with(&caller.name, |views| {
         let id = views.deploys.next_id();

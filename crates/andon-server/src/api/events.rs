@@ -6,8 +6,8 @@ use std::sync::Arc;
 use andon_core::Envelope;
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::IntoResponse;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -88,4 +88,3 @@ fn to_sse(env: &Envelope) -> SseEvent {
         .event(env.event.kind())
         .data(data)
 }
-

@@ -6,8 +6,8 @@
 mod artifacts;
 mod deploys;
 mod events;
-pub(crate) mod flow;
 pub(crate) mod flags;
+pub(crate) mod flow;
 mod ofrep;
 mod projects;
 mod runs;
@@ -50,7 +50,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/projects/{project}/secrets/{name}",
             put(secrets::set).delete(secrets::remove),
         )
-        .route("/projects/{project}/environments", get(deploys::environments))
+        .route(
+            "/projects/{project}/environments",
+            get(deploys::environments),
+        )
         .route(
             "/projects/{project}/environments/{env}/deploys",
             post(deploys::deploy),

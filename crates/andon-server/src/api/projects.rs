@@ -99,9 +99,11 @@ pub(crate) async fn add(
         None => default_trunk(&heads),
     };
     let secret = req.webhook_secret.unwrap_or_else(crate::auth::new_secret);
-    state
-        .store
-        .set_secret(&format!("project:{}", req.name), crate::WEBHOOK_SECRET, &secret)?;
+    state.store.set_secret(
+        &format!("project:{}", req.name),
+        crate::WEBHOOK_SECRET,
+        &secret,
+    )?;
     state.append(
         &caller.name,
         vec![Event::ProjectAdded {
@@ -130,8 +132,15 @@ pub(crate) async fn add(
     // The trunk's head gets a first run, so a new project shows its state at once.
     let run_id = match heads.get(&trunk) {
         Some(commit) => {
-            pipeline::queue_run(&state, &caller.name, &req.name, &trunk, commit, Trigger::Manual)
-                .await?
+            pipeline::queue_run(
+                &state,
+                &caller.name,
+                &req.name,
+                &trunk,
+                commit,
+                Trigger::Manual,
+            )
+            .await?
         }
         None => None,
     };

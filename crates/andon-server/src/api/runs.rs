@@ -37,7 +37,10 @@ pub(crate) async fn trigger(
     let req = body.map(|Json(b)| b).unwrap_or_default();
     let (repo_url, trunk) = {
         let views = state.read_views();
-        let p = views.projects.get(&project).ok_or_else(|| no_project(&project))?;
+        let p = views
+            .projects
+            .get(&project)
+            .ok_or_else(|| no_project(&project))?;
         (p.repo.clone(), p.trunk.clone())
     };
     let mirror = state.mirror_path(&project);
@@ -60,10 +63,16 @@ pub(crate) async fn trigger(
             .map(|(b, _)| b.clone())
             .unwrap_or(reference.clone())
     };
-    let run_id =
-        pipeline::queue_run(&state, &caller.name, &project, &branch, &commit, Trigger::Manual)
-            .await?
-            .ok_or_else(|| ApiError::internal("manual trigger was deduplicated"))?;
+    let run_id = pipeline::queue_run(
+        &state,
+        &caller.name,
+        &project,
+        &branch,
+        &commit,
+        Trigger::Manual,
+    )
+    .await?
+    .ok_or_else(|| ApiError::internal("manual trigger was deduplicated"))?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": run_id, "commit": commit, "branch": branch, "status": "queued"})),
@@ -87,7 +96,14 @@ pub(crate) async fn list(
         return Err(no_project(&project));
     }
     let limit = q.limit.unwrap_or(50).min(1000);
-    Ok(Json(views.runs.of_project(&project).take(limit).cloned().collect()))
+    Ok(Json(
+        views
+            .runs
+            .of_project(&project)
+            .take(limit)
+            .cloned()
+            .collect(),
+    ))
 }
 
 fn no_run(id: u64) -> ApiError {
@@ -202,7 +218,9 @@ pub(crate) async fn log(
             }
         }
     };
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 fn job_finished(state: &AppState, id: u64, job: &str) -> bool {

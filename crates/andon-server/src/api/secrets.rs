@@ -76,7 +76,9 @@ pub(crate) async fn remove(
     caller.require(Role::Admin)?;
     let scope = scope(&state, &project)?;
     if !state.store.delete_secret(&scope, &name)? {
-        return Err(ApiError::NotFound(format!("project `{project}` has no secret `{name}`")));
+        return Err(ApiError::NotFound(format!(
+            "project `{project}` has no secret `{name}`"
+        )));
     }
     state.append(&caller.name, vec![Event::SecretSet { project, name }])?;
     Ok(StatusCode::NO_CONTENT)

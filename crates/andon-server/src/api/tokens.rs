@@ -35,8 +35,14 @@ pub(crate) async fn create(
             "a token needs a name of 1-100 characters".into(),
         ));
     }
-    let (record, secret) =
-        create_token(&state, &caller.name, &req.name, req.role, req.environment, None)?;
+    let (record, secret) = create_token(
+        &state,
+        &caller.name,
+        &req.name,
+        req.role,
+        req.environment,
+        None,
+    )?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -49,7 +55,10 @@ pub(crate) async fn create(
     ))
 }
 
-pub(crate) async fn list(caller: Caller, State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
+pub(crate) async fn list(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+) -> ApiResult<Json<Value>> {
     caller.require(Role::Admin)?;
     let tokens: Vec<Value> = state
         .store

@@ -63,7 +63,9 @@ pub(crate) async fn receive(
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let forge = Forge::parse(&forge).ok_or_else(|| {
-        ApiError::NotFound(format!("unknown forge `{forge}`; use github, gitlab or gitea"))
+        ApiError::NotFound(format!(
+            "unknown forge `{forge}`; use github, gitlab or gitea"
+        ))
     })?;
     // The body is parsed only to find the project; nothing acts on it
     // before the signature is checked against that project's secret.
@@ -91,20 +93,29 @@ pub(crate) async fn receive(
         ));
     };
     let Some(branch) = reference.strip_prefix("refs/heads/") else {
-        return Ok((StatusCode::ACCEPTED, Json(json!({"status": "ignored", "reason": "not a branch"}))));
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "ignored", "reason": "not a branch"})),
+        ));
     };
-    let after = payload.get("after").and_then(Value::as_str).unwrap_or_default();
+    let after = payload
+        .get("after")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if after.is_empty() || after.chars().all(|c| c == '0') {
-        return Ok((StatusCode::ACCEPTED, Json(json!({"status": "ignored", "reason": "branch deleted"}))));
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "ignored", "reason": "branch deleted"})),
+        ));
     }
     let repo_url = {
         let views = state.read_views();
-        let p = views
-            .projects
-            .get(&project)
-            .ok_or(ApiError::Unauthorized)?;
+        let p = views.projects.get(&project).ok_or(ApiError::Unauthorized)?;
         if p.heads.get(branch).is_some_and(|c| c == after) {
-            return Ok((StatusCode::ACCEPTED, Json(json!({"status": "ignored", "reason": "commit already seen"}))));
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({"status": "ignored", "reason": "commit already seen"})),
+            ));
         }
         p.repo.clone()
     };
@@ -113,7 +124,9 @@ pub(crate) async fn receive(
         .await
         .map_err(|e| ApiError::Conflict(format!("could not fetch `{repo_url}`: {e}")))?;
     let commit = repo::resolve(&mirror, after).await.map_err(|_| {
-        ApiError::Conflict(format!("commit {after} is not in `{repo_url}` after fetching"))
+        ApiError::Conflict(format!(
+            "commit {after} is not in `{repo_url}` after fetching"
+        ))
     })?;
     let run_id = pipeline::queue_run(
         &state,
@@ -125,8 +138,14 @@ pub(crate) async fn receive(
     )
     .await?;
     Ok(match run_id {
-        Some(id) => (StatusCode::ACCEPTED, Json(json!({"status": "queued", "run_id": id}))),
-        None => (StatusCode::ACCEPTED, Json(json!({"status": "ignored", "reason": "commit already seen"}))),
+        Some(id) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "queued", "run_id": id})),
+        ),
+        None => (
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "ignored", "reason": "commit already seen"})),
+        ),
     })
 }
 
@@ -171,7 +190,9 @@ fn hmac_ok(secret: &str, body: &[u8], hex_sig: &str) -> bool {
 
 /// Finds the project a payload is about, by repository URL or name.
 fn find_project(state: &AppState, payload: &Value) -> Option<String> {
-    let repo = payload.get("repository").or_else(|| payload.get("project"))?;
+    let repo = payload
+        .get("repository")
+        .or_else(|| payload.get("project"))?;
     let candidates: Vec<&str> = [
         "clone_url",
         "ssh_url",
@@ -206,11 +227,19 @@ mod tests {
         mac.update(b"{}");
         let sig = hex::encode(mac.finalize().into_bytes());
         let mut h = HeaderMap::new();
-        h.insert("x-hub-signature-256", format!("sha256={sig}").parse().unwrap());
+        h.insert(
+            "x-hub-signature-256",
+            format!("sha256={sig}").parse().unwrap(),
+        );
         assert!(signature_ok(Forge::GitHub, &h, b"{}", "s3cret"));
         assert!(!signature_ok(Forge::GitHub, &h, b"{ }", "s3cret"));
         assert!(!signature_ok(Forge::GitHub, &h, b"{}", "other"));
-        assert!(!signature_ok(Forge::GitHub, &HeaderMap::new(), b"{}", "s3cret"));
+        assert!(!signature_ok(
+            Forge::GitHub,
+            &HeaderMap::new(),
+            b"{}",
+            "s3cret"
+        ));
     }
 
     #[test]
