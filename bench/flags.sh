@@ -85,13 +85,27 @@ wrk.headers["Authorization"] = "Bearer $token"
 EOF
 # Warm up, then measure.
 wrk -t1 -c"$CONNS" -d2s -s "$work/post.lua" "$base/ofrep/v1/evaluate/flags/checkout" >/dev/null
-wrk -t1 -c"$CONNS" -d"${SECONDS_LOAD}s" --latency -s "$work/post.lua" \
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+server_before="$(cpu_ticks "$server_pid")"
+/usr/bin/time -f "%U %S" -o "$work/wrk.cpu" wrk -t1 -c"$CONNS" -d"${SECONDS_LOAD}s" --latency -s "$work/post.lua" \
     "$base/ofrep/v1/evaluate/flags/checkout" >"$work/wrk.txt"
+server_after="$(cpu_ticks "$server_pid")"
 cat "$work/wrk.txt" >&2
 if grep -q "Non-2xx" "$work/wrk.txt"; then echo "some answers were not 200" >&2; exit 1; fi
 rps="$(awk '/^Requests\/sec:/ {printf "%d", $2}' "$work/wrk.txt")"
 p99="$(awk '$1 == "99%" {print $2}' "$work/wrk.txt")"
 echo "ofrep single-flag: ${rps} req/s, p99 ${p99} (${CONNS} connections, ${SECONDS_LOAD}s, load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+# CPU time per request, server and load generator: on a machine shared
+# with other work the wall-clock rate understates what two idle cores do.
+requests="$(awk '/requests in/ {print $1}' "$work/wrk.txt")"
+python3 - "$server_before" "$server_after" "$(cat "$work/wrk.cpu")" "$requests" "$(getconf CLK_TCK)" >&2 <<'PY'
+import sys
+before, after, wrk_user, wrk_sys, n, hz = sys.argv[1], sys.argv[2], *sys.argv[3].split(), sys.argv[4], sys.argv[5]
+server_us = (int(after) - int(before)) / int(hz) * 1e6 / int(n)
+wrk_us = (float(wrk_user) + float(wrk_sys)) * 1e6 / int(n)
+print(f"cpu per request: server {server_us:.1f} us, wrk {wrk_us:.1f} us; "
+      f"2 idle cores would do about {2e6 / (server_us + wrk_us):,.0f} req/s with wrk beside the server")
+PY
 
 if [ "$SSE_CLIENTS" -gt 0 ]; then
     python3 bench/flags_fanout.py --port "$port" --token "$ADMIN" --clients "$SSE_CLIENTS" --rounds 5 >&2

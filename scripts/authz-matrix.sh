@@ -8,10 +8,12 @@
 #   bash scripts/authz-matrix.sh
 #
 # Last line: `authz checked: C wrong: W`; exit status 0 only when W = 0.
+# AUTHZ_RESULTS=FILE also writes every check as a JSON line to FILE.
 set -euo pipefail
 source "$(dirname "$0")/authz/start-server.sh"
 set +e
-python3 "$root/scripts/authz/matrix.py" --port "$PORT" --admin "$ADMIN_TOKEN" --repo "$REPO"
+python3 "$root/scripts/authz/matrix.py" --port "$PORT" --admin "$ADMIN_TOKEN" --repo "$REPO" \
+  ${AUTHZ_RESULTS:+--results "$AUTHZ_RESULTS"}
 status=$?
 set -e
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then

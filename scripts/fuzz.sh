@@ -59,7 +59,8 @@ for t in "${targets[@]}"; do
       -print_final_stats=1 >"$log" 2>&1; then
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo "?")
-    summary+=("$t: $runs executions, coverage $cov, 0 crashes")
+    corp=$(grep -o 'corp: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo "?")
+    summary+=("$t: $runs executions, coverage $cov, corpus $corp inputs, 0 crashes")
   else
     failed+=("$t")
     summary+=("$t: CRASH")

@@ -40,6 +40,9 @@ PUBLIC_OK = ("/healthz", "/metrics", "/api/v1/openapi.json")
 PROJECT = "shop"
 ENV = "production"  # the scoped token is scoped to OTHER_ENV
 OTHER_ENV = "staging"
+FLAG = "authz-flag"
+SEGMENT = "authz-segment"
+REASON = "authz matrix"
 MIB = 1024 * 1024
 
 
@@ -134,11 +137,14 @@ class Matrix:
     def __init__(self, client, doc, tokens, ids):
         self.c, self.doc, self.tokens, self.ids = client, doc, tokens, ids
         self.checked = 0
+        self.results = None
         self.wrong = []
         self.notes = []
 
     def check(self, ok, what):
         self.checked += 1
+        if self.results:
+            self.results.write(json.dumps({"ok": bool(ok), "what": what}) + "\n")
         if not ok:
             self.wrong.append(what)
             print("WRONG " + what, flush=True)
@@ -173,19 +179,28 @@ class Matrix:
             if name == "id":
                 if "/runs/" in path:
                     return str(self.ids.get("run", 1))
-                if "/deploys/" in path:
+                if schema.get("type") == "integer":
                     return "999999"
                 return "tok_000000000000"  # never a real token: revoking is harmless
             if name == "digest":
                 return "sha256:" + "0" * 64
             if name == "job":
                 return self.ids.get("job", "unit")
-            if name in ("key",):
-                return "authz-flag"
+            if name == "key":
+                return FLAG
             if name == "name":
-                return "AUTHZ_SECRET" if "/secrets/" in path else "authz-segment"
+                return "AUTHZ_SECRET" if "/secrets/" in path else SEGMENT
             return sample(self.doc, schema) if schema else "x"
-        return re.sub(r"\{(\w+)\}", lambda m: str(value(m.group(1))), path)
+        url = re.sub(r"\{(\w+)\}", lambda m: str(value(m.group(1))), path)
+        query = []
+        for p in op.get("parameters", []):
+            if p.get("in") != "query":
+                continue
+            if p["name"] == "reason":
+                query.append("reason=" + REASON.replace(" ", "+"))
+            elif p.get("required"):
+                query.append("%s=%s" % (p["name"], sample(self.doc, p.get("schema", {}))))
+        return url + ("?" + "&".join(query) if query else "")
 
     def body(self, method, path, op):
         rb = op.get("requestBody")
@@ -204,6 +219,20 @@ class Matrix:
             b = {"run": self.ids.get("run", 1), "path": "dist/app"}
         elif path.startswith("/ofrep/"):
             b = {"context": {"targetingKey": "u1"}}
+        elif path == "/api/v1/flags/{key}" and method == "PUT":
+            b = {"flag": {"environments": {ENV: {"enabled": False}}}, "reason": REASON}
+        elif path == "/api/v1/flags/apply":
+            b = {"document": {"flags": {FLAG: {"environments": {ENV: {"enabled": False}}}}},
+                 "dry_run": True, "reason": REASON}
+        elif path == "/api/v1/flags/segments/{name}" and method == "PUT":
+            b = {"segment": {"conditions": []}, "reason": REASON}
+        if isinstance(b, dict):
+            props = resolve(self.doc, schema).get("properties", {})
+            # Name the environment the scoped token may NOT touch.
+            if "environment" in props:
+                b["environment"] = ENV
+            if "reason" in props:
+                b["reason"] = REASON
         return b
 
     def run(self):
@@ -232,14 +261,22 @@ class Matrix:
                 self.check(self.error_body_ok(st, ct, pl), "%s: %d without a JSON error body" % (label, st))
             return
         need = min_role(method, path, op)
+        # The scoped token and the viewer go first: an allowed DELETE by a
+        # later caller must not hide what they could have done.
         callers = [("none", None, "unauth"), ("bad", "andon_" + "0" * 64, "unauth")]
-        callers += [(r, self.tokens[r], r) for r in ROLES]
         callers += [("deployer@" + OTHER_ENV, self.tokens["scoped"], "scoped")]
+        callers += [(r, self.tokens[r], r) for r in ROLES]
         for who, tok, kind in callers:
             if kind == "unauth":
                 want = "401"
             elif kind == "scoped":
-                env_bound = "{env}" in path
+                # Bound to an environment: one in the path, one named in the
+                # body, or any change to flags (whose environments include
+                # ENV); the probe always names ENV, which is not its scope.
+                env_bound = ("{env}" in path
+                             or (isinstance(body, dict) and body.get("environment") == ENV)
+                             or (path.startswith("/api/v1/flags") and method != "GET"
+                                 and not path.startswith("/api/v1/flags/exposures")))
                 allowed = RANK["deployer"] >= RANK[need] and not env_bound
                 want = "allow" if allowed else "403"
             else:
@@ -247,8 +284,14 @@ class Matrix:
             src = self.c.next_source() if kind == "unauth" else None
             st, ct, pl = self.c.send(method, url, tok, body, source=src)
             self.judge(label, who, want, need, st, ct, pl)
-            if want != "allow":
-                # Invalid input must not be looked at before the caller is.
+            # Invalid input must not be looked at before the caller is —
+            # where the refusal can be decided without the input: no token,
+            # a role too low, or a scope that the path alone contradicts (a
+            # scope named only in the body needs the body parsed first).
+            decidable = (kind == "unauth"
+                         or (kind in RANK and RANK[kind] < RANK[need])
+                         or (kind == "scoped" and (RANK["deployer"] < RANK[need] or "{env}" in path)))
+            if want != "allow" and decidable:
                 bad_url = self.fill(path, op, invalid=True)
                 bad_body = {"authz_unknown_field": True} if body is not None else None
                 src = self.c.next_source() if kind == "unauth" else None
@@ -286,7 +329,9 @@ class Matrix:
             st, ct, pl = self.c.send("PUT", "/api/v1/projects/%s/secrets/BIG" % PROJECT, tok, raw=big,
                                      source=self.c.next_source())
             if tok is None:
-                self.check(st in (401, 413) and self.error_body_ok(st, ct, pl),
+                # 0: the server answered 401 and closed before taking the
+                # whole body, which is fine (it read none of it).
+                self.check(st == 0 or (st in (401, 413) and self.error_body_ok(st, ct, pl)),
                            "body limit as none: %d, want 401 or 413 with a JSON body" % st)
             else:
                 self.check(st == 413 and self.error_body_ok(st, ct, pl),
@@ -320,6 +365,11 @@ def setup(c, admin, repo):
     if st != 201:
         sys.exit("authz: cannot create a scoped token: %d %s" % (st, pl[:300]))
     tokens["scoped"] = json.loads(pl)["token"]
+    # A flag live in ENV and a segment, so changes and deletes act on
+    # something real (the flag routes may not exist in older servers).
+    c.send("PUT", "/api/v1/flags/" + FLAG, admin,
+           {"flag": {"environments": {ENV: {"enabled": True}, OTHER_ENV: {"enabled": True}}}, "reason": REASON})
+    c.send("PUT", "/api/v1/flags/segments/" + SEGMENT, admin, {"segment": {"conditions": []}, "reason": REASON})
     return tokens, ids
 
 
@@ -328,6 +378,7 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--admin", required=True)
     ap.add_argument("--repo", required=True)
+    ap.add_argument("--results", help="write every check as a JSON line here")
     args = ap.parse_args()
     c = Client("127.0.0.1", args.port)
     st, ct, pl = c.send("GET", "/api/v1/openapi.json", limit=None)
@@ -336,6 +387,8 @@ def main():
     doc = json.loads(pl)
     tokens, ids = setup(c, args.admin, args.repo)
     m = Matrix(c, doc, tokens, ids)
+    if args.results:
+        m.results = open(args.results, "w")
     ops = sum(1 for p in doc["paths"].values() for k in p if k in ("get", "post", "put", "delete", "patch"))
     print("authz: %d operations in the served document" % ops, flush=True)
     m.run()

@@ -6,7 +6,7 @@
 mod artifacts;
 mod deploys;
 mod events;
-pub(crate) mod flags;
+mod flags;
 pub(crate) mod flow;
 mod ofrep;
 mod projects;
