@@ -101,21 +101,81 @@ fn exercise(mut set: FlagSet, ctx: &Context, pct: f64, now: i64) {
 }
 
 const ATTRS: &[&str] = &[
-    "targetingKey", "userId", "sessionId", "remoteAddress", "country", "email",
-    "version", "plan", "age", "currentTime", "appName", "properties", "",
+    "targetingKey",
+    "userId",
+    "sessionId",
+    "remoteAddress",
+    "country",
+    "email",
+    "version",
+    "plan",
+    "age",
+    "currentTime",
+    "appName",
+    "properties",
+    "",
 ];
 const OPS: &[&str] = &[
-    "in", "not_in", "equals", "not_equals", "starts_with", "ends_with", "contains", "regex",
-    "num_eq", "num_gt", "num_gte", "num_lt", "num_lte", "date_after", "date_before",
-    "semver_eq", "semver_gt", "semver_gte", "semver_lt", "semver_lte", "in_cidr",
+    "in",
+    "not_in",
+    "equals",
+    "not_equals",
+    "starts_with",
+    "ends_with",
+    "contains",
+    "regex",
+    "num_eq",
+    "num_gt",
+    "num_gte",
+    "num_lt",
+    "num_lte",
+    "date_after",
+    "date_before",
+    "semver_eq",
+    "semver_gt",
+    "semver_gte",
+    "semver_lt",
+    "semver_lte",
+    "in_cidr",
 ];
 const TEXTS: &[&str] = &[
-    "", "a", "NO", "no", "@example.com", "1.2.3", "1.2.3-beta.1", "v1.0.0", "2.0.0",
-    "10", "-3.5", "1e308", "NaN", "inf", "2024-01-01T00:00:00Z", "2099-12-31T23:59:59.999Z",
-    "10.0.0.0/8", "::1/128", "192.168.1.1", "300.1.1.1/33", "^a.*$", "(", "[z-a]", "\u{0}",
-    "é", "on", "off",
+    "",
+    "a",
+    "NO",
+    "no",
+    "@example.com",
+    "1.2.3",
+    "1.2.3-beta.1",
+    "v1.0.0",
+    "2.0.0",
+    "10",
+    "-3.5",
+    "1e308",
+    "NaN",
+    "inf",
+    "2024-01-01T00:00:00Z",
+    "2099-12-31T23:59:59.999Z",
+    "10.0.0.0/8",
+    "::1/128",
+    "192.168.1.1",
+    "300.1.1.1/33",
+    "^a.*$",
+    "(",
+    "[z-a]",
+    "\u{0}",
+    "é",
+    "on",
+    "off",
 ];
-const STICKY: &[&str] = &["targetingKey", "default", "random", "userId", "sessionId", "country", ""];
+const STICKY: &[&str] = &[
+    "targetingKey",
+    "default",
+    "random",
+    "userId",
+    "sessionId",
+    "country",
+    "",
+];
 const FLAGS: &[&str] = &["f0", "f1", "f2"];
 const VARIANTS: &[&str] = &["on", "off", "a", "b", "c", "missing"];
 const ENVS: &[&str] = &["production", "staging"];
@@ -270,7 +330,8 @@ fn structured(u: &mut Unstructured<'_>) -> ArbResult<(FlagSet, Context)> {
     }
     // A generator that builds an invalid document (e.g. a condition value
     // that is an object) is fine: it simply fails to parse.
-    let set: FlagSet = serde_json::from_value(doc).map_err(|_| arbitrary::Error::IncorrectFormat)?;
+    let set: FlagSet =
+        serde_json::from_value(doc).map_err(|_| arbitrary::Error::IncorrectFormat)?;
     let mut ctx = serde_json::Map::new();
     for _ in 0..u.int_in_range(0..=5)? {
         let name = pick(u, ATTRS)?;
@@ -283,7 +344,7 @@ fn structured(u: &mut Unstructured<'_>) -> ArbResult<(FlagSet, Context)> {
         };
         ctx.insert(name.into(), value);
     }
-    let ctx: Context =
-        serde_json::from_value(Value::Object(ctx)).map_err(|_| arbitrary::Error::IncorrectFormat)?;
+    let ctx: Context = serde_json::from_value(Value::Object(ctx))
+        .map_err(|_| arbitrary::Error::IncorrectFormat)?;
     Ok((set, ctx))
 }

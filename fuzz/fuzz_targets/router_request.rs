@@ -102,7 +102,9 @@ fn harness() -> &'static Harness {
                 .expect("runtime");
             rt.block_on(async move {
                 let root = tempfile::tempdir().expect("tempdir");
-                let backend_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let backend_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
                 let backend_addr = backend_listener.local_addr().expect("addr");
                 tokio::spawn(backend(backend_listener));
 
@@ -112,16 +114,27 @@ fn harness() -> &'static Harness {
                     std::fs::create_dir_all(&dir).expect("dir");
                     std::fs::write(dir.join("routes.json"), table(backend_addr).to_string())
                         .expect("routes.json");
-                    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                    addrs.push((proxy.local_addr().expect("addr"), admin.local_addr().expect("addr")));
+                    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("bind");
+                    let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("bind");
+                    addrs.push((
+                        proxy.local_addr().expect("addr"),
+                        admin.local_addr().expect("addr"),
+                    ));
                     let cfg = router_config(&dir);
                     tokio::spawn(async move {
                         let r = andon_router::run(cfg, proxy, admin, std::future::pending()).await;
                         panic!("router stopped: {r:?}");
                     });
                 }
-                tx.send(Harness { proxy: addrs[0].0, admin: addrs[1].1 }).expect("send");
+                tx.send(Harness {
+                    proxy: addrs[0].0,
+                    admin: addrs[1].1,
+                })
+                .expect("send");
                 std::future::pending::<()>().await;
                 drop(root);
             });

@@ -57,7 +57,11 @@ fn git(dir: &Path, args: &[&str]) -> String {
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -143,7 +147,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut req = Request::post(format!("/api/v1/webhooks/{forge}{query}"))
         .header(header::CONTENT_TYPE, "application/json");
-    let hmac = if sign { hmac_hex(body) } else { hmac_hex(b"not the body") };
+    let hmac = if sign {
+        hmac_hex(body)
+    } else {
+        hmac_hex(b"not the body")
+    };
     if sign || shape & 0x80 == 0 {
         req = match forge {
             "gitlab" => req.header("x-gitlab-token", if sign { SECRET } else { "wrong" }),
@@ -169,8 +177,15 @@ fuzz_target!(|data: &[u8]| {
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();
         (status, ct, bytes)
     });
-    assert!(!status.is_server_error(), "{status}: {}", String::from_utf8_lossy(&answer));
-    assert!(content_type.starts_with("application/json"), "{status} with content type {content_type:?}");
+    assert!(
+        !status.is_server_error(),
+        "{status}: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(
+        content_type.starts_with("application/json"),
+        "{status} with content type {content_type:?}"
+    );
     let json: serde_json::Value = serde_json::from_slice(&answer).expect("a JSON body");
     if !status.is_success() {
         assert!(

@@ -18,6 +18,8 @@ fn start_server(data: &std::path::Path, port: u16) -> Child {
         .args(["server", "--data"])
         .arg(data)
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        // No router: this test is about runs, and a router would outlive it.
+        .arg("--no-router")
         .env("ANDON_ADMIN_TOKEN", ADMIN)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
