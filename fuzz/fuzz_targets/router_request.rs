@@ -17,7 +17,7 @@
 #![no_main]
 
 use std::convert::Infallible;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -150,7 +150,17 @@ fn exchange(addr: SocketAddr, bytes: &[u8]) {
     };
     let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
     let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
-    let _ = s.write_all(bytes);
+    // send(2) with MSG_NOSIGNAL, not write(2): libFuzzer's C main never set
+    // SIGPIPE to ignored as a Rust main would, so writing to a connection
+    // the router already closed would kill the fuzzer with SIGPIPE.
+    let sock = socket2::SockRef::from(&s);
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match sock.send_with_flags(rest, libc::MSG_NOSIGNAL) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => rest = &rest[n..],
+        }
+    }
     let _ = s.shutdown(Shutdown::Write);
     let mut buf = [0u8; 16 * 1024];
     let mut total = 0usize;
