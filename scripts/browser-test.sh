@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Browser tests of the web dashboard: Debian's Chromium, headless, driven by
 # playwright-core (never a downloaded browser) against a real `andon server`
-# and `andon router` on 127.0.0.1. Screenshots go to target/screenshots/.
+# and `andon router` on 127.0.0.1. Screenshots of every main page go to
+# target/ci-artifacts/screenshots/ (or $ANDON_ARTIFACTS/screenshots/): CI keeps
+# that directory as an artifact.
 #
 #   bash scripts/browser-test.sh
 #
@@ -50,7 +52,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "== node --test (screenshots in target/screenshots/)"
+echo "== node --test (screenshots in ${ANDON_ARTIFACTS:-target/ci-artifacts}/screenshots/)"
 cd tests/browser
 TMPDIR="$RUN_TMP" timeout --kill-after=10 "$LIMIT" \
     node --test --test-concurrency=1 --test-timeout=240000 tests/

@@ -68,6 +68,9 @@ paths = {
   "/api/v1/artifacts/{digest}": {"get": op("Download an artifact (a tar stream), verified against its digest", "artifacts", 200, {"type": "string", "format": "binary"}, params=[P("digest", {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"})], ok_ct="application/x-tar")},
   "/api/v1/events": {"get": op("Events after a sequence number", "events", 200, arr(ref("Event")), params=[query("after", {"type": "integer", "minimum": 0}), query("limit", {"type": "integer", "minimum": 0})])},
   "/api/v1/events/stream": {"get": op("Events as Server-Sent Events (resumes from Last-Event-ID)", "events", 200, {"type": "string"}, params=[query("after", {"type": "integer", "minimum": 0})], ok_ct="text/event-stream")},
+  "/api/v1/cluster": {"get": op("This server's place among servers sharing one PostgreSQL store: whether it leads, and where the leader serves", "meta", 200, {"type": "object", "properties": {
+      "shared_store": {"type": "boolean"}, "leader": {"type": "boolean"}, "api": {"type": "string"},
+      "leader_api": {"type": ["string", "null"]}, "instance": {"type": "string"}, "last_seq": {"type": "integer", "minimum": 0}}})},
   "/api/v1/tokens": {
     "get": op("List tokens (admin); never their secrets", "tokens", 200, arr(ref("Token"))),
     "post": op("Create a token (admin); its secret is shown once", "tokens", 201, ref("TokenCreated"), body=ref("CreateToken")),
@@ -146,7 +149,7 @@ paths.update({
       body={"type": "object", "required": ["document", "environment"], "additionalProperties": False, "properties": {
           "document": {"description": "Unleash /api/client/features JSON, or a string of it"}, "environment": {"type": "string"},
           "dry_run": {"type": "boolean"}, "reason": {"type": "string"}}})},
-  "/api/v1/flags/exposures": {"post": op("SDK report: evaluations, errors and outcomes per flag and variant; one flag_exposures event", "flags", 202,
+  "/api/v1/flags/exposures": {"post": op("SDK report: evaluations, errors and outcomes per flag and variant; one flag_exposures event (viewer; SDKs report with their read tokens)", "flags", 202,
       body={"type": "object", "required": ["environment", "counts"], "additionalProperties": False, "properties": {
           "environment": {"type": "string"},
           "counts": {"type": "object", "maxProperties": 1000, "additionalProperties": {"type": "object", "maxProperties": 100, "additionalProperties": {

@@ -11,8 +11,11 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 export GIT_ALLOW_PROTOCOL=file
 export GIT_TERMINAL_PROMPT=0
 
-(cd "$root" && cargo build -q -p andon-cli)
-ANDON_BIN="$CARGO_TARGET_DIR/debug/andon"
+# ANDON_BIN=PATH runs an already built binary instead of building one.
+if [ -z "${ANDON_BIN:-}" ]; then
+  (cd "$root" && cargo build -q -p andon-cli)
+  ANDON_BIN="$CARGO_TARGET_DIR/debug/andon"
+fi
 
 WORK="$(mktemp -d)"
 REPO="$WORK/repo"

@@ -104,6 +104,10 @@ pub(crate) enum Command {
         /// Store URL: `sqlite:PATH` or `postgres://...` (default: SQLite in the data directory).
         #[arg(long, env = "ANDON_STORE")]
         store: Option<String>,
+        /// The URL other servers sharing the store reach this one's API at,
+        /// when it leads (default: http:// and the --listen address).
+        #[arg(long, env = "ANDON_ADVERTISE")]
+        advertise: Option<String>,
         /// Jobs to run at once per run (default: number of cores).
         #[arg(long, env = "ANDON_PARALLELISM")]
         parallelism: Option<usize>,
@@ -270,6 +274,9 @@ pub(crate) enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Environments made on demand (review apps): up, down, list.
+    #[command(subcommand)]
+    Env(crate::cmd::EnvCmd),
     /// Releases, newest first, with the judge's verdicts.
     Deploys {
         #[arg(long)]
@@ -311,6 +318,26 @@ pub(crate) enum Command {
     /// Git hooks: `andon hook install [--refuse]` asks the gate before a push.
     #[command(subcommand)]
     Hook(crate::cmd::HookCmd),
+    /// Copy every event, token and secret from one store to another
+    /// (e.g. SQLite to the PostgreSQL several servers share), then verify.
+    MigrateStore(crate::cmd::MigrateArgs),
+    /// Run jobs with `runs_on:` for a server, on this machine (a remote agent).
+    Agent {
+        /// Labels this agent offers; it runs jobs whose `runs_on` are all among them.
+        #[arg(long, value_delimiter = ',', env = "ANDON_AGENT_LABELS")]
+        labels: Vec<String>,
+        /// Unique name among the server's agents (default: the host name).
+        #[arg(long, env = "ANDON_AGENT_NAME")]
+        name: Option<String>,
+        /// Work directory for checkouts and scratch space.
+        #[arg(long, env = "ANDON_AGENT_WORK", default_value = ".andon-agent")]
+        work: PathBuf,
+        /// Jobs to run at once.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
 }

@@ -175,6 +175,13 @@ fn environment(ctx: &mut Ctx<'_>, name: &str, node: &Node, key_pos: Pos) -> Opti
         .and_then(|n| positive_duration(ctx, n, "`ttl`"));
     let host = t.get("host").and_then(|n| host(ctx, n));
     let alerts = t.get("alerts").map(|n| alerts(ctx, n));
+    let traffic = match t.get("traffic") {
+        Some(n) => crate::traffic::traffic(ctx, n),
+        None => Some(crate::model::Traffic::Router),
+    };
+    if let Some(traffic) = &traffic {
+        crate::traffic::check_judge(ctx, traffic, t.get("judge"));
+    }
     Some(Environment {
         name: name.to_string(),
         after,
@@ -188,6 +195,7 @@ fn environment(ctx: &mut Ctx<'_>, name: &str, node: &Node, key_pos: Pos) -> Opti
         ttl,
         host,
         alerts: alerts.unwrap_or(Some(None))?,
+        traffic: traffic?,
     })
 }
 
@@ -565,6 +573,16 @@ fn judge(ctx: &mut Ctx<'_>, node: &Node) -> Option<Option<JudgeRules>> {
         integer(ctx, n, "`min_requests`", 1, u64::from(u32::MAX))
     });
     let prometheus = t.get("prometheus").map(|n| prom_rules(ctx, n));
+    let prometheus_url = opt(&t, "prometheus_url", |n| prom_url(ctx, n));
+    if let (Some(n), None) = (t.get("prometheus"), t.get("prometheus_url"))
+        && matches!(prometheus, Some(Some(ref rules)) if !rules.is_empty())
+    {
+        ctx.error(
+            n.pos,
+            "`prometheus` rules need `prometheus_url`",
+            "add e.g. `prometheus_url: http://127.0.0.1:9090` to `judge`".to_string(),
+        );
+    }
     Some(Some(JudgeRules {
         max_error_rate: max_error_rate.map_or(Some(None), |v| v.map(Some))?,
         max_p99: max_p99.map_or(Some(None), |v| v.map(Some))?,
@@ -573,7 +591,29 @@ fn judge(ctx: &mut Ctx<'_>, node: &Node) -> Option<Option<JudgeRules>> {
         smoke: smoke.map_or(Some(None), |v| v.map(Some))?,
         min_requests: min_requests.unwrap_or(Some(100))?,
         prometheus: prometheus.unwrap_or(Some(Vec::new()))?,
+        prometheus_url: prometheus_url.map_or(Some(None), |v| v.map(Some))?,
     }))
+}
+
+/// `http://host:port[/prefix]`: where the instant-query API is asked.
+fn prom_url(ctx: &mut Ctx<'_>, node: &Node) -> Option<String> {
+    let url = string(ctx, node, "`prometheus_url`")?;
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') && !url.contains(char::is_whitespace) => {
+            Some(url.trim_end_matches('/').to_string())
+        }
+        _ => {
+            ctx.error(
+                node.pos,
+                format!("`{}` is not a Prometheus URL", shorten(&url)),
+                "write the server's base URL, e.g. `http://127.0.0.1:9090`".to_string(),
+            );
+            None
+        }
+    }
 }
 
 fn prom_rules(ctx: &mut Ctx<'_>, node: &Node) -> Option<Vec<PromRule>> {
@@ -599,6 +639,10 @@ fn prom_rules(ctx: &mut Ctx<'_>, node: &Node) -> Option<Vec<PromRule>> {
         let max = t
             .required(ctx, "max", "a prometheus rule", "max: 10")
             .and_then(|n| float(ctx, n, "`max`"));
+        let for_ = match t.get("for") {
+            None => Some(Duration::ZERO),
+            Some(n) => positive_duration(ctx, n, "`for`"),
+        };
         if let (Some(name), Some(n)) = (&name, name_node) {
             if let Some(line) = seen.get(name) {
                 ctx.error(
@@ -611,8 +655,13 @@ fn prom_rules(ctx: &mut Ctx<'_>, node: &Node) -> Option<Vec<PromRule>> {
                 seen.insert(name.clone(), n.pos.line);
             }
         }
-        match (name, query, max) {
-            (Some(name), Some(query), Some(max)) => rules.push(PromRule { name, query, max }),
+        match (name, query, max, for_) {
+            (Some(name), Some(query), Some(max), Some(for_)) => rules.push(PromRule {
+                name,
+                query,
+                max,
+                for_,
+            }),
             _ => ok = false,
         }
     }

@@ -37,6 +37,9 @@ pub(crate) const JOB: Spec = Spec {
         "retries",
         "artifacts",
         "allow_failure",
+        "image",
+        "sandbox",
+        "runs_on",
         "when",
         "matrix",
     ],
@@ -59,6 +62,7 @@ pub(crate) const ENVIRONMENT: Spec = Spec {
         "ttl",
         "host",
         "alerts",
+        "traffic",
     ],
 };
 pub(crate) const TARGET: Spec = Spec {
@@ -114,11 +118,20 @@ pub(crate) const JUDGE: Spec = Spec {
         "smoke",
         "min_requests",
         "prometheus",
+        "prometheus_url",
     ],
 };
 pub(crate) const PROM_RULE: Spec = Spec {
     place: "a prometheus rule",
-    keys: &["name", "query", "max"],
+    keys: &["name", "query", "max", "for"],
+};
+pub(crate) const TRAFFIC: Spec = Spec {
+    place: "`traffic`",
+    keys: &["router", "haproxy"],
+};
+pub(crate) const HAPROXY: Spec = Spec {
+    place: "`haproxy`",
+    keys: &["socket", "backend"],
 };
 pub(crate) const ALERTS: Spec = Spec {
     place: "`alerts`",

@@ -14,8 +14,8 @@
 //! - `check`: the conversion toolbox (`Ctx` collects diagnostics; typed
 //!   converters; unknown-key suggestions).
 //! - `keys`: the keys each mapping accepts (shared with the JSON Schema).
-//! - `top`, `pipeline`, `environments`, `schedule`, `sections`: one
-//!   converter per part of the file.
+//! - `top`, `pipeline`, `environments`, `schedule`, `sections`, `traffic`:
+//!   one converter per part of the file.
 //! - `graph`: cycle finding for `needs` and `after`.
 //! - `branch`: `when:` globs and [`Config::pipeline_for_branch`].
 //! - `model`: the checked types others use.
@@ -35,6 +35,7 @@ mod schedule;
 mod schema;
 mod sections;
 mod top;
+mod traffic;
 mod tree;
 mod units;
 

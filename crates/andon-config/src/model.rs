@@ -101,6 +101,15 @@ pub struct Job {
     pub artifacts: Vec<String>,
     /// A failure does not fail the pipeline.
     pub allow_failure: bool,
+    /// Run the script in a container of this image (GitLab's `image:`)
+    /// through the Docker Engine API, instead of on the runner's machine.
+    pub image: Option<String>,
+    /// Run the script in a bubblewrap sandbox: read-only root, private
+    /// `/tmp`, no network. Ignored when `image` is set.
+    pub sandbox: bool,
+    /// `runs_on:` labels (GitHub Actions' naming): the job runs on a remote
+    /// agent that has all of them. Empty: it runs in the server itself.
+    pub runs_on: Vec<String>,
     pub when: Option<When>,
     /// This expansion's matrix values; empty for a job without `matrix`.
     pub matrix: BTreeMap<String, String>,
@@ -136,6 +145,28 @@ pub struct Environment {
     /// The host name the router serves this environment on.
     pub host: Option<String>,
     pub alerts: Option<AlertRules>,
+    /// What steers the environment's traffic. Default: Andon's router.
+    pub traffic: Traffic,
+}
+
+/// What steers an environment's traffic between versions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Traffic {
+    /// Andon's own router, through its admin API (the default).
+    #[default]
+    Router,
+    /// A backend of the team's HAProxy, through its runtime API (no reload).
+    Haproxy(HaproxyTraffic),
+}
+
+/// `traffic: { haproxy: { socket, backend } }`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HaproxyTraffic {
+    /// The stats socket, declared with `level admin` (absolute path).
+    pub socket: std::path::PathBuf,
+    /// The backend whose server slots (`server-template`) Andon fills.
+    pub backend: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -231,6 +262,9 @@ pub struct JudgeRules {
     /// Requests needed before any verdict. Default 100.
     pub min_requests: u64,
     pub prometheus: Vec<PromRule>,
+    /// Base URL of the Prometheus the `prometheus` rules are asked
+    /// (required when there are rules), e.g. `http://127.0.0.1:9090`.
+    pub prometheus_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -240,6 +274,11 @@ pub struct PromRule {
     pub query: String,
     /// The release fails when the query returns more than this.
     pub max: f64,
+    /// How long the query must stay above `max` before the release fails.
+    /// Default 0: the first answer above `max` fails it.
+    #[serde(rename = "for")]
+    #[serde(serialize_with = "crate::units::ser_duration")]
+    pub for_: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

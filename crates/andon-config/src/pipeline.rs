@@ -36,6 +36,9 @@ struct RawJob {
     retries: u32,
     artifacts: Vec<String>,
     allow_failure: bool,
+    image: Option<String>,
+    sandbox: bool,
+    runs_on: Vec<String>,
     when: Option<When>,
     /// One map per expansion; empty when the job has no matrix.
     matrix: Vec<BTreeMap<String, String>>,
@@ -181,6 +184,15 @@ fn job(ctx: &mut Ctx<'_>, node: &Node, stage: usize) -> Option<RawJob> {
         .get("allow_failure")
         .and_then(|n| boolean(ctx, n, "`allow_failure`"))
         .unwrap_or(false);
+    let image = t.get("image").and_then(|n| string(ctx, n, "`image`"));
+    let sandbox = t
+        .get("sandbox")
+        .and_then(|n| boolean(ctx, n, "`sandbox`"))
+        .unwrap_or(false);
+    let runs_on = t
+        .get("runs_on")
+        .map(|n| runs_on(ctx, n, image.is_some() || sandbox))
+        .unwrap_or_default();
     let when = t.get("when").and_then(|n| when(ctx, n));
     let matrix = t
         .get("matrix")
@@ -211,9 +223,57 @@ fn job(ctx: &mut Ctx<'_>, node: &Node, stage: usize) -> Option<RawJob> {
         retries,
         artifacts,
         allow_failure,
+        image,
+        sandbox,
+        runs_on,
         when,
         matrix,
     })
+}
+
+/// `runs_on: [linux, gpu]` (or one label as a string): agent labels, each
+/// `[A-Za-z0-9._-]+`, kept sorted and unique so matching is a subset test.
+fn runs_on(ctx: &mut Ctx<'_>, node: &Node, isolated: bool) -> Vec<String> {
+    let written = match &node.kind {
+        Kind::Scalar { .. } if !node.is_null() => {
+            string(ctx, node, "`runs_on`").map_or_else(Vec::new, |s| vec![(s, node.pos)])
+        }
+        _ => strings(ctx, node, "`runs_on`", "runs_on"),
+    };
+    let mut labels: Vec<String> = Vec::new();
+    for (label, pos) in written {
+        let valid = !label.is_empty()
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !valid {
+            ctx.error(
+                pos,
+                format!("`{}` is not a valid agent label", shorten(&label)),
+                "labels are letters, digits, `.`, `_` and `-` (e.g. `linux`, `gpu`, `arm64`)"
+                    .to_string(),
+            );
+        } else if !labels.contains(&label) {
+            labels.push(label);
+        }
+    }
+    if node.is_null() || matches!(&node.kind, Kind::Seq(items) if items.is_empty()) {
+        ctx.error(
+            node.pos,
+            "`runs_on` has no labels",
+            "write e.g. `runs_on: [linux]`, or remove `runs_on` to run the job in the server"
+                .to_string(),
+        );
+    }
+    if isolated && !labels.is_empty() {
+        ctx.error(
+            node.pos,
+            "`runs_on` cannot be combined with `image` or `sandbox`",
+            "an agent runs the script with its own shell; remove one of them".to_string(),
+        );
+    }
+    labels.sort();
+    labels
 }
 
 fn when(ctx: &mut Ctx<'_>, node: &Node) -> Option<When> {
@@ -505,6 +565,9 @@ fn assemble(
             retries: job.retries,
             artifacts: job.artifacts.clone(),
             allow_failure: job.allow_failure,
+            image: job.image.clone(),
+            sandbox: job.sandbox,
+            runs_on: job.runs_on.clone(),
             when: job.when.clone(),
             matrix: combo.clone(),
         };

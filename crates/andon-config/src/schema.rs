@@ -104,6 +104,15 @@ fn defs() -> Value {
                 "retries": { "type": "integer", "minimum": 0, "maximum": 10, "default": 0, "description": "Extra attempts after a failure." },
                 "artifacts": { "$ref": "#/$defs/stringList", "description": "Paths kept after the job, content-addressed (sha256)." },
                 "allow_failure": { "type": "boolean", "default": false, "description": "A failure of this job does not fail the pipeline." },
+                "image": { "type": "string", "minLength": 1, "description": "Run the script in a container of this image (Docker Engine API: Docker or Podman's service, found through DOCKER_HOST). The checkout is mounted at /workspace." },
+                "sandbox": { "type": "boolean", "default": false, "description": "Run the script in a bubblewrap sandbox: read-only root, private /tmp, no network. Ignored when `image` is set." },
+                "runs_on": {
+                    "anyOf": [
+                        { "type": "string", "pattern": "^[A-Za-z0-9._-]+$" },
+                        { "type": "array", "minItems": 1, "items": { "type": "string", "pattern": "^[A-Za-z0-9._-]+$" } }
+                    ],
+                    "description": "Run the job on a remote agent (`andon agent --labels ...`) that has all of these labels, GitHub Actions' `runs-on`. Without it the job runs in the server. Not with `image` or `sandbox`."
+                },
                 "when": { "$ref": "#/$defs/when" },
                 "matrix": {
                     "type": "object",
@@ -138,7 +147,8 @@ fn defs() -> Value {
                 "freezes": { "type": "array", "items": { "$ref": "#/$defs/freeze" }, "description": "Periods when no release may start." },
                 "ttl": { "$ref": "#/$defs/duration", "description": "For short-lived (preview) environments: torn down after this long." },
                 "host": { "type": "string", "description": "Host name the router serves this environment on." },
-                "alerts": { "$ref": "#/$defs/alerts" }
+                "alerts": { "$ref": "#/$defs/alerts" },
+                "traffic": { "$ref": "#/$defs/traffic" }
             }
         },
         "target": {
@@ -234,7 +244,8 @@ fn defs() -> Value {
                 "alpha": { "type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.01, "description": "Bound on the probability of a false rollback." },
                 "smoke": { "type": "string", "description": "Script run against the new version before users see it." },
                 "min_requests": { "type": "integer", "minimum": 1, "default": 100, "description": "Requests needed before any verdict." },
-                "prometheus": { "type": "array", "items": { "$ref": "#/$defs/promRule" }, "description": "Extra checks as PromQL queries." }
+                "prometheus": { "type": "array", "items": { "$ref": "#/$defs/promRule" }, "description": "Extra checks as PromQL queries." },
+                "prometheus_url": { "type": "string", "pattern": "^https?://", "description": "Base URL of the Prometheus the `prometheus` rules are asked (required with rules)." }
             }
         },
         "promRule": {
@@ -245,8 +256,33 @@ fn defs() -> Value {
             "properties": {
                 "name": { "type": "string", "description": "Unique rule name, shown in verdicts." },
                 "query": { "type": "string", "description": "PromQL returning one number." },
-                "max": { "type": "number", "description": "The release fails when the query returns more than this." }
+                "max": { "type": "number", "description": "The release fails when the query returns more than this." },
+                "for": { "$ref": "#/$defs/duration", "default": "0s", "description": "How long the query must stay above `max` before the release fails." }
             }
+        },
+        "traffic": {
+            "description": "What steers the environment's traffic: `router` (Andon's router, the default) or a team's HAProxy through its runtime API.",
+            "anyOf": [
+                { "const": "router" },
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "maxProperties": 1,
+                    "properties": {
+                        "router": { "type": ["object", "null"], "description": "Andon's own router." },
+                        "haproxy": {
+                            "type": "object",
+                            "description": "An HAProxy backend whose `server-template` slots Andon fills, with no reload.",
+                            "additionalProperties": false,
+                            "required": ["socket", "backend"],
+                            "properties": {
+                                "socket": { "type": "string", "description": "The stats socket (`stats socket PATH level admin`), absolute path." },
+                                "backend": { "type": "string", "description": "The backend whose server slots Andon fills." }
+                            }
+                        }
+                    }
+                }
+            ]
         },
         "alerts": {
             "type": "object",
@@ -357,7 +393,7 @@ mod tests {
     #[test]
     fn schema_matches_validator_keys() {
         let s = json_schema();
-        let cases: [(&str, &Spec); 20] = [
+        let cases: [(&str, &Spec); 22] = [
             ("/properties", &keys::TOP),
             ("/$defs/pipeline/properties", &keys::PIPELINE),
             ("/$defs/stage/properties", &keys::STAGE),
@@ -384,6 +420,11 @@ mod tests {
             ("/$defs/judge/properties", &keys::JUDGE),
             ("/$defs/promRule/properties", &keys::PROM_RULE),
             ("/$defs/alerts/properties", &keys::ALERTS),
+            ("/$defs/traffic/anyOf/1/properties", &keys::TRAFFIC),
+            (
+                "/$defs/traffic/anyOf/1/properties/haproxy/properties",
+                &keys::HAPROXY,
+            ),
             ("/$defs/window/properties", &keys::WINDOW),
             ("/$defs/freeze/properties", &keys::FREEZE),
             ("/$defs/release/properties", &keys::RELEASE),

@@ -41,6 +41,9 @@ fn plain_job(name: &str, stage: &str, run: &str) -> Job {
         retries: 0,
         artifacts: vec![],
         allow_failure: false,
+        image: None,
+        sandbox: false,
+        runs_on: vec![],
         when: None,
         matrix: BTreeMap::new(),
     }
@@ -115,6 +118,7 @@ fn contract_example_parses_to_the_expected_model() {
                 ttl: None,
                 host: None,
                 alerts: None,
+                traffic: Traffic::Router,
             },
             Environment {
                 name: "production".into(),
@@ -147,6 +151,7 @@ fn contract_example_parses_to_the_expected_model() {
                     smoke: Some("./smoke.sh".into()),
                     min_requests: 100,
                     prometheus: vec![],
+                    prometheus_url: None,
                 }),
                 rollback_window: mins(30),
                 approval: Approval::Auto,
@@ -155,6 +160,7 @@ fn contract_example_parses_to_the_expected_model() {
                 ttl: None,
                 host: None,
                 alerts: None,
+                traffic: Traffic::Router,
             },
         ],
         flags: None,
@@ -464,4 +470,35 @@ fn durations_serialize_as_written() {
         json.pointer("/environments/1/strategy/canary/steps/0/for"),
         Some(&serde_json::json!("2m"))
     );
+}
+
+#[test]
+fn runs_on_selects_agents_by_labels() {
+    let config = parse_ok(
+        "pipeline:\n  stages:\n    - name: build\n      jobs:\n        - name: gpu\n          run: ./train.sh\n          runs_on: [linux, gpu, linux]\n        - name: arm\n          run: make\n          runs_on: arm64\n        - name: here\n          run: make\n",
+    );
+    assert_eq!(job(&config, "gpu").runs_on, ["gpu", "linux"]);
+    assert_eq!(job(&config, "arm").runs_on, ["arm64"]);
+    assert!(job(&config, "here").runs_on.is_empty());
+}
+
+#[test]
+fn runs_on_problems_are_reported() {
+    for (yaml, expected) in [
+        ("runs_on: []", "`runs_on` has no labels"),
+        (
+            "runs_on: [\"linux box\"]",
+            "`linux box` is not a valid agent label",
+        ),
+        (
+            "runs_on: [linux]\n          sandbox: true",
+            "`runs_on` cannot be combined with `image` or `sandbox`",
+        ),
+    ] {
+        let text = format!(
+            "pipeline:\n  stages:\n    - name: build\n      jobs:\n        - name: a\n          run: make\n          {yaml}\n"
+        );
+        let err = parse("andon.yaml", &text).expect_err(yaml).to_string();
+        assert!(err.contains(expected), "{yaml}: {err}");
+    }
 }

@@ -4,12 +4,18 @@
 //! needs to resume — which deploy is in flight, which instances exist, what
 //! the router was last told, which version was last known good — is folded
 //! here from the log.
+//!
+//! Environments are keyed by (project, environment): two projects may each
+//! have a `production`. Events about instances and traffic name only the
+//! environment; their project comes from the deploy they belong to, or
+//! from the instance they are about.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Envelope, Event};
+pub use crate::on_demand::OnDemandView;
 
 /// How a deployment ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -86,6 +92,7 @@ pub struct InstanceView {
 /// An environment, folded.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct EnvView {
+    pub project: String,
     pub name: String,
     /// The version serving all traffic when no deploy is in flight.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -98,11 +105,27 @@ pub struct EnvView {
     pub instances: BTreeMap<String, InstanceView>,
 }
 
+/// (project, environment): what names an environment.
+pub type EnvKey = (String, String);
+
 /// All environments and deployments.
 #[derive(Debug, Clone, Default)]
 pub struct Deploys {
-    pub envs: BTreeMap<String, EnvView>,
+    /// By (project, environment).
+    pub envs: BTreeMap<EnvKey, EnvView>,
     pub deploys: BTreeMap<u64, DeployView>,
+    /// Environments made on demand (`andon env up`) and not torn down yet.
+    pub on_demand: BTreeMap<EnvKey, OnDemandView>,
+    /// Alert rules fired and not resolved yet, per environment: a
+    /// restarted server keeps watching them until they resolve.
+    pub alerts_firing: BTreeMap<EnvKey, std::collections::BTreeSet<String>>,
+    /// Which environment each live instance belongs to: the events after
+    /// `InstanceStarted` name only the instance and the environment.
+    instance_env: BTreeMap<String, EnvKey>,
+}
+
+fn key(project: &str, environment: &str) -> EnvKey {
+    (project.to_string(), environment.to_string())
 }
 
 impl Deploys {
@@ -110,13 +133,43 @@ impl Deploys {
         Self::default()
     }
 
-    fn env_mut(&mut self, name: &str) -> &mut EnvView {
+    /// One project's environment.
+    pub fn env(&self, project: &str, environment: &str) -> Option<&EnvView> {
+        self.envs.get(&key(project, environment))
+    }
+
+    /// A project's environments, by name.
+    pub fn envs_of<'a>(&'a self, project: &'a str) -> impl Iterator<Item = &'a EnvView> + 'a {
         self.envs
-            .entry(name.to_string())
-            .or_insert_with(|| EnvView {
-                name: name.to_string(),
-                ..EnvView::default()
-            })
+            .range(key(project, "")..)
+            .take_while(move |((p, _), _)| p == project)
+            .map(|(_, v)| v)
+    }
+
+    fn env_mut(&mut self, k: EnvKey) -> &mut EnvView {
+        self.envs.entry(k.clone()).or_insert_with(|| EnvView {
+            project: k.0,
+            name: k.1,
+            ..EnvView::default()
+        })
+    }
+
+    /// The key of an event that names a deploy: its project, this environment.
+    fn by_deploy(&self, deploy_id: u64, environment: &str) -> EnvKey {
+        let project = self
+            .deploys
+            .get(&deploy_id)
+            .map(|d| d.project.clone())
+            .unwrap_or_default();
+        (project, environment.to_string())
+    }
+
+    /// The key of an event that names an instance.
+    fn by_instance(&self, instance_id: &str, environment: &str) -> Option<EnvKey> {
+        self.instance_env
+            .get(instance_id)
+            .filter(|k| k.1 == environment)
+            .cloned()
     }
 
     pub fn next_id(&self) -> u64 {
@@ -124,9 +177,8 @@ impl Deploys {
     }
 
     /// The version to return to: the newest good version other than `not`.
-    pub fn last_good(&self, env: &str, not: &str) -> Option<String> {
-        self.envs
-            .get(env)?
+    pub fn last_good(&self, project: &str, env: &str, not: &str) -> Option<String> {
+        self.env(project, env)?
             .good_versions
             .iter()
             .rev()
@@ -135,6 +187,7 @@ impl Deploys {
     }
 
     pub fn apply(&mut self, env: &Envelope) {
+        crate::on_demand::apply(self, env);
         match &env.event {
             Event::DeployRequested {
                 project,
@@ -163,7 +216,7 @@ impl Deploys {
                         reason: reason.clone(),
                     },
                 );
-                self.env_mut(environment).current_deploy = Some(*deploy_id);
+                self.env_mut(key(project, environment)).current_deploy = Some(*deploy_id);
             }
             Event::InstanceStarted {
                 environment,
@@ -173,7 +226,9 @@ impl Deploys {
                 addr,
                 pid,
             } => {
-                self.env_mut(environment).instances.insert(
+                let k = self.by_deploy(*deploy_id, environment);
+                self.instance_env.insert(instance_id.clone(), k.clone());
+                self.env_mut(k).instances.insert(
                     instance_id.clone(),
                     InstanceView {
                         id: instance_id.clone(),
@@ -190,7 +245,11 @@ impl Deploys {
                 environment,
                 instance_id,
             } => {
-                if let Some(i) = self.env_mut(environment).instances.get_mut(instance_id) {
+                if let Some(i) = self
+                    .by_instance(instance_id, environment)
+                    .and_then(|k| self.envs.get_mut(&k))
+                    .and_then(|e| e.instances.get_mut(instance_id))
+                {
                     i.ready = true;
                 }
             }
@@ -199,23 +258,33 @@ impl Deploys {
                 instance_id,
                 ..
             } => {
-                self.env_mut(environment).instances.remove(instance_id);
+                if let Some(k) = self.by_instance(instance_id, environment) {
+                    self.instance_env.remove(instance_id);
+                    if let Some(e) = self.envs.get_mut(&k) {
+                        e.instances.remove(instance_id);
+                    }
+                }
             }
             Event::InstanceDrift {
                 environment,
                 instance_id,
                 detail,
             } => {
-                if let Some(i) = self.env_mut(environment).instances.get_mut(instance_id) {
+                if let Some(i) = self
+                    .by_instance(instance_id, environment)
+                    .and_then(|k| self.envs.get_mut(&k))
+                    .and_then(|e| e.instances.get_mut(instance_id))
+                {
                     i.drift = Some(detail.clone());
                 }
             }
             Event::TrafficShifted {
                 environment,
+                deploy_id,
                 weights,
-                ..
             } => {
-                self.env_mut(environment).weights = weights.clone();
+                let k = self.by_deploy(*deploy_id, environment);
+                self.env_mut(k).weights = weights.clone();
             }
             Event::DeployPaused { deploy_id, .. } => {
                 if let Some(d) = self.deploys.get_mut(deploy_id) {
@@ -239,11 +308,11 @@ impl Deploys {
                 }
             }
             Event::DeployFinished {
+                project,
                 environment,
                 deploy_id,
                 outcome,
                 reason,
-                ..
             } => {
                 let version = self.deploys.get_mut(deploy_id).map(|d| {
                     d.phase = DeployPhase::Finished(*outcome);
@@ -253,7 +322,7 @@ impl Deploys {
                     }
                     d.version.clone()
                 });
-                let e = self.env_mut(environment);
+                let e = self.env_mut(key(project, environment));
                 if e.current_deploy == Some(*deploy_id) {
                     e.current_deploy = None;
                 }
@@ -312,11 +381,106 @@ mod tests {
         d.apply(&at(3, requested(2, "v2")));
         d.apply(&at(4, finished(2, DeployOutcome::Succeeded)));
         d.apply(&at(5, requested(3, "v3")));
-        assert_eq!(d.envs["prod"].current_deploy, Some(3));
-        assert_eq!(d.last_good("prod", "v3").as_deref(), Some("v2"));
+        assert_eq!(d.env("p", "prod").unwrap().current_deploy, Some(3));
+        assert_eq!(d.last_good("p", "prod", "v3").as_deref(), Some("v2"));
         d.apply(&at(6, finished(3, DeployOutcome::RolledBack)));
-        assert_eq!(d.envs["prod"].stable.as_deref(), Some("v2"));
-        assert_eq!(d.last_good("prod", "v2").as_deref(), Some("v1"));
+        assert_eq!(d.env("p", "prod").unwrap().stable.as_deref(), Some("v2"));
+        assert_eq!(d.last_good("p", "prod", "v2").as_deref(), Some("v1"));
         assert_eq!(d.next_id(), 4);
+    }
+
+    fn in_project(project: &str, e: Event) -> Event {
+        match e {
+            Event::DeployRequested {
+                environment,
+                deploy_id,
+                version,
+                strategy,
+                ..
+            } => Event::DeployRequested {
+                project: project.into(),
+                environment,
+                deploy_id,
+                version,
+                strategy,
+                run_id: None,
+                commit: None,
+                reason: None,
+            },
+            Event::DeployFinished {
+                environment,
+                deploy_id,
+                outcome,
+                ..
+            } => Event::DeployFinished {
+                project: project.into(),
+                environment,
+                deploy_id,
+                outcome,
+                reason: None,
+            },
+            other => other,
+        }
+    }
+
+    #[test]
+    fn two_projects_keep_their_own_production() {
+        let mut d = Deploys::new();
+        d.apply(&at(1, in_project("shop", requested(1, "s1"))));
+        d.apply(&at(2, in_project("blog", requested(2, "b1"))));
+        for (seq, (id, inst)) in [(1, "i-shop"), (2, "i-blog")].into_iter().enumerate() {
+            d.apply(&at(
+                3 + seq as u64,
+                Event::InstanceStarted {
+                    environment: "prod".into(),
+                    deploy_id: id,
+                    instance_id: inst.into(),
+                    version: "v".into(),
+                    addr: "127.0.0.1:1".into(),
+                    pid: None,
+                },
+            ));
+        }
+        d.apply(&at(
+            5,
+            Event::InstanceReady {
+                environment: "prod".into(),
+                instance_id: "i-blog".into(),
+            },
+        ));
+        d.apply(&at(
+            6,
+            in_project("shop", finished(1, DeployOutcome::Succeeded)),
+        ));
+        d.apply(&at(
+            7,
+            Event::TrafficShifted {
+                environment: "prod".into(),
+                deploy_id: 2,
+                weights: BTreeMap::from([("b1".to_string(), 100)]),
+            },
+        ));
+        let shop = d.env("shop", "prod").unwrap();
+        let blog = d.env("blog", "prod").unwrap();
+        assert_eq!(shop.stable.as_deref(), Some("s1"));
+        assert_eq!(shop.current_deploy, None);
+        assert_eq!(blog.stable, None);
+        assert_eq!(blog.current_deploy, Some(2));
+        assert_eq!(shop.instances.keys().collect::<Vec<_>>(), ["i-shop"]);
+        assert!(!shop.instances["i-shop"].ready);
+        assert!(blog.instances["i-blog"].ready);
+        assert!(shop.weights.is_empty());
+        assert_eq!(blog.weights["b1"], 100);
+        assert_eq!(d.envs_of("blog").count(), 1);
+        d.apply(&at(
+            8,
+            Event::InstanceStopped {
+                environment: "prod".into(),
+                instance_id: "i-shop".into(),
+                reason: "x".into(),
+            },
+        ));
+        assert!(d.env("shop", "prod").unwrap().instances.is_empty());
+        assert_eq!(d.env("blog", "prod").unwrap().instances.len(), 1);
     }
 }

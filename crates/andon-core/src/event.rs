@@ -231,6 +231,41 @@ pub enum Event {
         reason: Option<String>,
     },
 
+    // --- remote agents ----------------------------------------------------
+    /// An agent asked for work for the first time (or again after it was
+    /// gone): `andon agent --name NAME --labels ...`.
+    AgentConnected {
+        agent: String,
+        labels: Vec<String>,
+    },
+    /// An attempt of a job with `runs_on` is ready and waits for an agent
+    /// that has all of `runs_on`.
+    JobQueued {
+        run_id: u64,
+        job: String,
+        attempt: u32,
+        runs_on: Vec<String>,
+    },
+    /// An agent took the attempt. Only the holder of `lease` may report on
+    /// it, and only while it renews the lease with heartbeats.
+    JobLeased {
+        run_id: u64,
+        job: String,
+        attempt: u32,
+        agent: String,
+        lease: String,
+    },
+    /// The lease ran out (the agent died or lost the network): the attempt
+    /// is recorded failed, and the job is queued again as a new attempt.
+    LeaseExpired {
+        run_id: u64,
+        job: String,
+        attempt: u32,
+        agent: String,
+        lease: String,
+        reason: String,
+    },
+
     // --- environments and deployments -----------------------------------
     DeployRequested {
         project: String,
@@ -343,6 +378,40 @@ pub enum Event {
         rule: String,
         sentence: String,
     },
+    /// An alert that fired is healthy again (below its limit, with margin,
+    /// for the rule's `for`), or its version no longer serves.
+    AlertResolved {
+        project: String,
+        environment: String,
+        rule: String,
+        sentence: String,
+    },
+    /// An environment made on demand from a template (`andon env up`), e.g.
+    /// a review app for a branch. Again for the same name: it moves to the
+    /// new commit and its TTL starts over.
+    EnvironmentUp {
+        project: String,
+        environment: String,
+        /// The `environments:` entry it was made from.
+        template: String,
+        #[serde(rename = "ref")]
+        reference: String,
+        commit: String,
+        /// The run whose artifact it gets (found or started for `commit`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run_id: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
+        /// Torn down this long after this event; none: until `env down`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_ms: Option<u64>,
+    },
+    /// An on-demand environment was torn down: instances stopped, routes removed.
+    EnvironmentDown {
+        project: String,
+        environment: String,
+        reason: String,
+    },
     PostmortemWritten {
         incident_id: u64,
         #[serde(default)]
@@ -442,6 +511,10 @@ impl Event {
             Event::JobSkipped { .. } => "job_skipped",
             Event::ArtifactStored { .. } => "artifact_stored",
             Event::RunFinished { .. } => "run_finished",
+            Event::AgentConnected { .. } => "agent_connected",
+            Event::JobQueued { .. } => "job_queued",
+            Event::JobLeased { .. } => "job_leased",
+            Event::LeaseExpired { .. } => "lease_expired",
             Event::DeployRequested { .. } => "deploy_requested",
             Event::DeployRefused { .. } => "deploy_refused",
             Event::InstanceStarted { .. } => "instance_started",
@@ -459,6 +532,9 @@ impl Event {
             Event::LineReleased { .. } => "line_released",
             Event::LineOverridden { .. } => "line_overridden",
             Event::AlertFired { .. } => "alert_fired",
+            Event::AlertResolved { .. } => "alert_resolved",
+            Event::EnvironmentUp { .. } => "environment_up",
+            Event::EnvironmentDown { .. } => "environment_down",
             Event::PostmortemWritten { .. } => "postmortem_written",
             Event::NotificationAttempted { .. } => "notification_attempted",
             Event::CardCreated { .. } => "card_created",
@@ -478,7 +554,10 @@ impl Event {
             | Event::JobFinished { run_id, .. }
             | Event::JobSkipped { run_id, .. }
             | Event::ArtifactStored { run_id, .. }
-            | Event::RunFinished { run_id, .. } => Some(*run_id),
+            | Event::RunFinished { run_id, .. }
+            | Event::JobQueued { run_id, .. }
+            | Event::JobLeased { run_id, .. }
+            | Event::LeaseExpired { run_id, .. } => Some(*run_id),
             _ => None,
         }
     }

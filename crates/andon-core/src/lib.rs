@@ -11,16 +11,21 @@
 //!   (sequence number, time, actor).
 //! - [`run`]: the pipeline-run state machine, [`RunView`] folded from events.
 //! - [`deploy`]: the deployment state machine, [`EnvView`] folded from events.
+//! - `on_demand`: environments made on demand (review apps) and their TTL,
+//!   [`OnDemandView`], part of the [`Deploys`] fold.
 //! - [`project`]: watched repositories, [`Projects`].
 //! - [`role`]: token roles and what each may do.
 
 pub mod deploy;
 pub mod event;
+mod on_demand;
 pub mod project;
 pub mod role;
 pub mod run;
 
-pub use deploy::{DeployOutcome, DeployPhase, DeployView, Deploys, EnvView, InstanceView};
+pub use deploy::{
+    DeployOutcome, DeployPhase, DeployView, Deploys, EnvKey, EnvView, InstanceView, OnDemandView,
+};
 pub use event::{
     Envelope, Event, ExposureCounts, JobOutcome, PlannedJob, RunStatus, TestCounts, Trigger,
 };

@@ -35,6 +35,9 @@ pub struct JobView {
     pub started_at_ms: Option<i64>,
     /// Artifacts by path → digest.
     pub artifacts: BTreeMap<String, String>,
+    /// The remote agent that holds (or last held) the job, for `runs_on` jobs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 impl JobView {
@@ -54,6 +57,7 @@ impl JobView {
             pgid: None,
             started_at_ms: None,
             artifacts: BTreeMap::new(),
+            agent: None,
         }
     }
 
@@ -188,6 +192,14 @@ impl Runs {
                     }
                     j.flaky |= *flaky;
                     j.pgid = None;
+                }
+            }
+            // Waiting for an agent is still `pending`; a lease names the agent.
+            Event::JobLeased {
+                run_id, job, agent, ..
+            } => {
+                if let Some(j) = self.runs.get_mut(run_id).and_then(|r| r.job_mut(job)) {
+                    j.agent = Some(agent.clone());
                 }
             }
             Event::JobSkipped { run_id, job, .. } => {
@@ -373,5 +385,71 @@ mod tests {
         assert_eq!(run.job("b").unwrap().status, "cancelled");
         assert_eq!(runs.unfinished().count(), 0);
         assert_eq!(runs.next_id(), 2);
+    }
+
+    #[test]
+    fn a_lost_agent_is_one_failed_attempt_then_a_retry() {
+        let mut runs = Runs::new();
+        let leased = |attempt: u32, agent: &str| Event::JobLeased {
+            run_id: 1,
+            job: "a".into(),
+            attempt,
+            agent: agent.into(),
+            lease: format!("l{attempt}"),
+        };
+        let events = [
+            Event::RunQueued {
+                project: "p".into(),
+                run_id: 1,
+                commit: "abc".into(),
+                branch: "main".into(),
+                trigger: Trigger::Manual,
+            },
+            Event::RunStarted {
+                run_id: 1,
+                jobs: vec![planned("a")],
+            },
+            Event::JobQueued {
+                run_id: 1,
+                job: "a".into(),
+                attempt: 1,
+                runs_on: vec!["linux".into()],
+            },
+            leased(1, "one"),
+            Event::JobStarted {
+                run_id: 1,
+                job: "a".into(),
+                attempt: 1,
+                pgid: None,
+                executor: "agent:one".into(),
+            },
+            Event::LeaseExpired {
+                run_id: 1,
+                job: "a".into(),
+                attempt: 1,
+                agent: "one".into(),
+                lease: "l1".into(),
+                reason: "agent one lost".into(),
+            },
+            Event::JobFinished {
+                run_id: 1,
+                job: "a".into(),
+                attempt: 1,
+                outcome: JobOutcome::Failed,
+                exit_code: None,
+                duration_ms: 5,
+                tests: None,
+                flaky: false,
+            },
+        ];
+        for (i, e) in events.into_iter().enumerate() {
+            runs.apply(&env(i as u64 + 1, e));
+        }
+        let job = runs.get(1).unwrap().job("a").unwrap().clone();
+        assert_eq!((job.status.as_str(), job.attempts), ("failed", 1));
+        assert_eq!(job.agent.as_deref(), Some("one"));
+        runs.apply(&env(20, leased(2, "two")));
+        assert_eq!(runs.get(1).unwrap().job("a").unwrap().agent.as_deref(), Some("two"));
+        assert_eq!(runs.get(1).unwrap().job("a").unwrap().status, "failed");
     }
 }

@@ -35,7 +35,7 @@ pub trait DeployObserver: Send + Sync + 'static {
 /// Where the controller keeps instances and how it reaches the router.
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
-    /// `DATA`: instances live under `DATA/instances/<env>/<instance-id>/`.
+    /// `DATA`: instances live under `DATA/instances/<project>/<env>/<instance-id>/`.
     pub data_dir: PathBuf,
     /// Base URL of the router's admin API, e.g. `http://127.0.0.1:8081`.
     pub router_admin: String,
@@ -50,6 +50,9 @@ pub struct ControllerConfig {
     pub drain_timeout: Duration,
     /// Time between SIGTERM and SIGKILL of an instance's process group (default 10s).
     pub stop_timeout: Duration,
+    /// Docker Engine API endpoint for `container` targets (`unix:///…` or
+    /// `tcp://…`); None means `DOCKER_HOST`, then Docker's default socket.
+    pub docker_host: Option<String>,
 }
 
 impl ControllerConfig {
@@ -67,6 +70,7 @@ impl ControllerConfig {
             scrape_every: Duration::from_millis(250),
             drain_timeout: Duration::from_secs(30),
             stop_timeout: Duration::from_secs(10),
+            docker_host: None,
         }
     }
 }

@@ -34,7 +34,9 @@ pub(crate) struct Inner {
     pub(crate) cfg: ControllerConfig,
     pub(crate) artifacts: ArtifactStore,
     pub(crate) ctx: Ctx,
-    pub(crate) routes: RouteBook,
+    pub(crate) routes: Arc<RouteBook>,
+    /// Services whose traffic goes through an HAProxy (the rest: the router).
+    pub(crate) traffic: Mutex<BTreeMap<String, crate::traffic::Bound>>,
     /// By `project/environment`.
     envs: Mutex<BTreeMap<String, Arc<EnvSlot>>>,
     /// Every instance started or adopted and not yet stopped, by id.
@@ -68,6 +70,14 @@ impl Inner {
             .entry(format!("{project}/{environment}"))
             .or_insert_with(|| Arc::new(EnvSlot::new(project, environment)))
             .clone()
+    }
+
+    /// Drops a torn-down environment's slot (see `teardown`).
+    pub(crate) fn forget_slot(&self, project: &str, environment: &str) {
+        self.envs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&format!("{project}/{environment}"));
     }
 
     fn slots(&self) -> Vec<Arc<EnvSlot>> {
@@ -136,7 +146,8 @@ impl Controller {
         };
         Ok(Controller {
             inner: Arc::new(Inner {
-                routes: RouteBook::new(api),
+                routes: Arc::new(RouteBook::new(api)),
+                traffic: Mutex::new(BTreeMap::new()),
                 cfg,
                 artifacts,
                 ctx,
@@ -239,6 +250,33 @@ impl Controller {
         st.rollback_target()
     }
 
+    /// Tears an environment down: routes removed, requests drained, every
+    /// instance stopped (each an `InstanceStopped` with `reason`), a release
+    /// in flight aborted first. The caller records that it is gone.
+    pub async fn teardown(
+        &self,
+        project: &str,
+        environment: &str,
+        reason: &str,
+    ) -> Result<(), DeployError> {
+        crate::teardown::teardown(&self.inner, project, environment, reason).await
+    }
+
+    /// The router's cumulative counters of the version serving all of an
+    /// environment's traffic, for alert rules after the release.
+    pub async fn live_stats(
+        &self,
+        project: &str,
+        environment: &str,
+    ) -> Result<Option<(Digest, andon_judge::VersionStats)>, DeployError> {
+        crate::teardown::live_stats(&self.inner, project, environment).await
+    }
+
+    /// Base URL of the router's proxy listener (where users reach environments).
+    pub fn router_url(&self) -> &str {
+        &self.inner.cfg.router_url
+    }
+
     /// The release in flight in an environment, if any.
     pub fn deploy_in_flight(&self, project: &str, environment: &str) -> Option<u64> {
         self.inner
@@ -262,24 +300,36 @@ impl Controller {
             .collect()
     }
 
-    /// Re-hashes every instance directory against its artifact's manifest.
+    /// The image id (the version to deploy) of a container target's
+    /// `image` (a name or an id) on the Docker engine (`docker_host`).
+    pub async fn image_id(&self, image: &str) -> Result<Digest, DeployError> {
+        self.inner.image_id(image).await
+    }
+
+    /// Re-hashes every instance directory against its artifact's manifest
+    /// (a container instance: asks the engine what changed in it).
     /// Returns the instances that drifted; each new finding is also an
     /// `InstanceDrift` event. Never repairs: a deploy replaces instances.
     pub async fn check_drift(&self) -> Vec<DriftReport> {
         let mut out = Vec::new();
         for inst in self.inner.all_instances() {
-            let manifest = match self.inner.manifest(inst.ident.version).await {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(instance = %inst.ident.id, error = %e, "cannot read the artifact manifest");
-                    continue;
-                }
+            // A container is compared with its image by the engine.
+            let found = if let Some(c) = inst.status().container {
+                c.drift(&inst.ident.version).await
+            } else {
+                let manifest = match self.inner.manifest(inst.ident.version).await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(instance = %inst.ident.id, error = %e, "cannot read the artifact manifest");
+                        continue;
+                    }
+                };
+                let dir = inst.ident.dir.clone();
+                tokio::task::spawn_blocking(move || manifest.compare(&dir))
+                    .await
+                    .ok()
+                    .flatten()
             };
-            let dir = inst.ident.dir.clone();
-            let found = tokio::task::spawn_blocking(move || manifest.compare(&dir))
-                .await
-                .ok()
-                .flatten();
             let Some(detail) = found else {
                 self.inner
                     .drift_seen

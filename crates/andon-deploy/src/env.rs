@@ -20,8 +20,13 @@ use crate::instance::Instance;
 /// Everything needed to start another instance of a version as it was deployed.
 #[derive(Debug, Clone)]
 pub(crate) struct LaunchSpec {
+    /// For a container target, its shared fields as a process target (see
+    /// `runtime::as_process`).
     pub(crate) target: ProcessTarget,
     pub(crate) secrets: BTreeMap<String, String>,
+    /// Set for a container target: instances are containers of the version
+    /// (an image id), not processes of an extracted artifact.
+    pub(crate) container: Option<andon_config::ContainerTarget>,
 }
 
 impl LaunchSpec {

@@ -50,6 +50,10 @@ pub enum DeployError {
     Judge(#[from] andon_judge::JudgeError),
     #[error("router admin API {url}: {message}")]
     Router { url: String, message: String },
+    #[error("HAProxy runtime API {socket}: {message}")]
+    Haproxy { socket: PathBuf, message: String },
+    #[error("container engine {host}: {message}")]
+    Container { host: String, message: String },
     #[error("cannot access {path}")]
     Io {
         path: PathBuf,

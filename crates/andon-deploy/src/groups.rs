@@ -30,9 +30,15 @@ const DRAIN_POLL: Duration = Duration::from_millis(20);
 const LIVE_ROLE_GRACE: Duration = Duration::from_millis(250);
 
 impl Inner {
-    /// `DATA/instances/<env>`.
-    pub(crate) fn env_dir(&self, environment: &str) -> std::path::PathBuf {
-        self.cfg.data_dir.join("instances").join(environment)
+    /// `DATA/instances/<project>/<environment>`: per project, because two
+    /// projects may both have a `production`, and recovery stops every
+    /// process it finds in the directory that the log does not know.
+    pub(crate) fn env_dir(&self, project: &str, environment: &str) -> std::path::PathBuf {
+        self.cfg
+            .data_dir
+            .join("instances")
+            .join(project)
+            .join(environment)
     }
 
     fn next_instance_id(&self, version: &Digest) -> String {
@@ -49,7 +55,7 @@ impl Inner {
         group: &mut Group,
         count: usize,
     ) -> Result<(), DeployError> {
-        let base = self.env_dir(&slot.environment);
+        let base = self.env_dir(&slot.project, &slot.environment);
         tokio::fs::create_dir_all(&base)
             .await
             .map_err(DeployError::io(&base))?;
@@ -59,27 +65,33 @@ impl Inner {
             }
             let id = self.next_instance_id(&group.version);
             let dir = base.join(&id);
-            let store = self.artifacts.clone();
-            let (digest, into) = (group.version, dir.clone());
-            tokio::task::spawn_blocking(move || store.extract_to(&digest, &into))
-                .await
-                .map_err(|e| DeployError::io(&dir)(std::io::Error::other(e)))??;
             let port = process::free_port()?;
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
             let version = group.version.to_string();
-            let launch = Launch {
-                command: group.launch.target.command.clone(),
-                env: process::instance_env(
-                    &group.launch.target.env,
-                    &group.launch.listed_secrets(),
-                    port,
-                    &version,
-                    &id,
-                    &slot.environment,
-                    &dir,
-                ),
-                log: base.join(format!("{id}.log")),
-                dir: dir.clone(),
+            let launch: crate::runtime::Launch = if group.launch.container.is_some() {
+                // A container's files come from its image, not from here.
+                self.container_launch(slot, group, &id, addr)
+            } else {
+                let store = self.artifacts.clone();
+                let (digest, into) = (group.version, dir.clone());
+                tokio::task::spawn_blocking(move || store.extract_to(&digest, &into))
+                    .await
+                    .map_err(|e| DeployError::io(&dir)(std::io::Error::other(e)))??;
+                Launch {
+                    command: group.launch.target.command.clone(),
+                    env: process::instance_env(
+                        &group.launch.target.env,
+                        &group.launch.listed_secrets(),
+                        port,
+                        &version,
+                        &id,
+                        &slot.environment,
+                        &dir,
+                    ),
+                    log: base.join(format!("{id}.log")),
+                    dir: dir.clone(),
+                }
+                .into()
             };
             let ident = Identity {
                 id: id.clone(),
@@ -92,7 +104,7 @@ impl Inner {
                 dir,
                 health: group.launch.target.health.clone(),
             };
-            let inst = Instance::start(&self.ctx, ident, launch)?;
+            let inst = Instance::start(&self.ctx, ident, launch).await?;
             self.register(&inst);
             group.instances.push(inst);
         }
@@ -162,7 +174,7 @@ impl Inner {
         tokio::time::sleep(UNCOUNTED_WINDOW).await;
         let deadline = Instant::now() + self.cfg.drain_timeout;
         loop {
-            let stats = match self.routes.api().stats().await {
+            let stats = match self.traffic(service).stats().await {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read in-flight counts; stopping after a grace period");
@@ -220,7 +232,9 @@ impl Inner {
         roles: &[Role],
     ) -> Result<(), DeployError> {
         let spec = routes::service(roles);
-        self.routes.set(&slot.service, Some(spec), reach).await?;
+        self.traffic(&slot.service)
+            .set(&slot.service, Some(spec), reach)
+            .await?;
         let mut weights: BTreeMap<String, u8> = BTreeMap::new();
         for r in roles.iter().filter(|r| r.weight > 0) {
             let w = weights.entry(r.version.to_string()).or_default();

@@ -21,7 +21,8 @@ use tokio::time::Instant;
 use crate::api::{DeployObserver, InstanceInfo};
 use crate::error::DeployError;
 use crate::health;
-use crate::process::{self, Launch};
+use crate::process;
+use crate::runtime::{self, Launch, Proc};
 
 /// First wait before restarting a crashed instance; doubled per crash.
 const BACKOFF_START: Duration = Duration::from_millis(200);
@@ -30,8 +31,6 @@ const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// An instance that stayed up this long after a restart starts over with the
 /// shortest backoff: the crash was an accident, not a loop.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
-/// How often an adopted process (not our child, so no `wait`) is checked.
-const ADOPTED_POLL: Duration = Duration::from_millis(200);
 
 /// What the supervisors share.
 #[derive(Clone)]
@@ -51,6 +50,8 @@ pub(crate) struct Status {
     pub(crate) failed: Option<String>,
     /// Stopped for good; the supervisor has ended.
     pub(crate) gone: bool,
+    /// The current container of a container instance.
+    pub(crate) container: Option<crate::container::Running>,
 }
 
 /// Identity of an instance, fixed for its life.
@@ -64,7 +65,7 @@ pub(crate) struct Identity {
     pub(crate) addr: SocketAddr,
     /// The extracted artifact (and the process's working directory).
     pub(crate) dir: PathBuf,
-    /// `DATA/instances/<env>/<id>.pid`: lets a restarted controller find
+    /// `DATA/instances/<project>/<env>/<id>.pid`: lets a restarted controller find
     /// processes whose `InstanceStarted` never reached the log.
     pub(crate) pidfile: PathBuf,
     pub(crate) health: Option<String>,
@@ -77,61 +78,38 @@ pub(crate) struct Instance {
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
-enum Proc {
-    Child(tokio::process::Child),
-    Adopted(i32),
-}
-
-impl Proc {
-    fn pid(&self) -> Option<i32> {
-        match self {
-            Proc::Child(c) => c.id().and_then(|p| i32::try_from(p).ok()),
-            Proc::Adopted(p) => Some(*p),
-        }
-    }
-
-    /// Until the process exits; a description of how.
-    async fn exited(&mut self) -> String {
-        match self {
-            Proc::Child(c) => match c.wait().await {
-                Ok(status) => status.to_string(),
-                Err(e) => format!("lost: {e}"),
-            },
-            Proc::Adopted(pid) => {
-                while process::alive(*pid) {
-                    tokio::time::sleep(ADOPTED_POLL).await;
-                }
-                "exited".to_string()
-            }
-        }
-    }
-}
-
 impl Instance {
-    /// Starts the process (the directory is already extracted) and its supervisor.
-    pub(crate) fn start(
+    /// Starts the process or container (a process's directory is already
+    /// extracted) and its supervisor.
+    pub(crate) async fn start(
         ctx: &Ctx,
         ident: Identity,
         launch: Launch,
     ) -> Result<Arc<Self>, DeployError> {
-        let child = process::spawn(&launch)?;
+        let proc = runtime::spawn(&launch).await?;
         let inst = Self::new(ident, Status::default());
-        let proc = Proc::Child(child);
-        inst.started(ctx, proc.pid());
+        inst.started(ctx, &proc);
         inst.run(ctx, launch, proc, false);
         Ok(inst)
     }
 
-    /// Takes over a live, healthy process a previous controller started.
-    pub(crate) fn adopt(ctx: &Ctx, ident: Identity, launch: Launch, pid: i32) -> Arc<Self> {
+    /// Takes over a live, healthy process or container a previous
+    /// controller started.
+    pub(crate) fn adopt(ctx: &Ctx, ident: Identity, launch: Launch, proc: Proc) -> Arc<Self> {
         let status = Status {
-            pid: Some(pid),
+            pid: proc.pid(),
             ready: true,
+            container: match &proc {
+                Proc::Container(c) => Some(c.clone()),
+                _ => None,
+            },
             ..Status::default()
         };
         let inst = Self::new(ident, status);
-        write_pidfile(&inst.ident.pidfile, pid);
-        inst.run(ctx, launch, Proc::Adopted(pid), true);
+        if let (Some(pid), Proc::Adopted(_)) = (proc.pid(), &proc) {
+            write_pidfile(&inst.ident.pidfile, pid);
+        }
+        inst.run(ctx, launch, proc, true);
         inst
     }
 
@@ -149,13 +127,20 @@ impl Instance {
         *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
     }
 
-    fn started(&self, ctx: &Ctx, pid: Option<i32>) {
-        if let Some(pid) = pid {
+    fn started(&self, ctx: &Ctx, proc: &Proc) {
+        let pid = proc.pid();
+        let container = match proc {
+            Proc::Container(c) => Some(c.clone()),
+            _ => None,
+        };
+        // A container is found by its labels; its pid is not ours to signal.
+        if let (Some(pid), None) = (pid, &container) {
             write_pidfile(&self.ident.pidfile, pid);
         }
         self.status.send_modify(|s| {
             s.pid = pid;
             s.ready = false;
+            s.container = container;
         });
         ctx.observer.event(Event::InstanceStarted {
             environment: self.ident.environment.clone(),
@@ -290,9 +275,7 @@ async fn supervise(ctx: Ctx, inst: Arc<Instance>, launch: Launch, mut proc: Proc
             Err(how) => how,
         };
         // Crashed. Whatever it forked goes too: the restart starts clean.
-        if let Some(pgid) = proc.pid() {
-            process::signal_group(pgid, Signal::SIGKILL);
-        }
+        proc.discard().await;
         ready = false;
         if ever_ready && since.elapsed() >= STABLE_AFTER {
             backoff = BACKOFF_START;
@@ -300,6 +283,7 @@ async fn supervise(ctx: Ctx, inst: Arc<Instance>, launch: Launch, mut proc: Proc
         inst.status.send_modify(|s| {
             s.pid = None;
             s.ready = false;
+            s.container = None;
             if !ever_ready {
                 s.failed = Some(format!("exited ({how}) before becoming ready"));
             }
@@ -324,11 +308,11 @@ async fn supervise(ctx: Ctx, inst: Arc<Instance>, launch: Launch, mut proc: Proc
                 return;
             }
             backoff = (backoff * 2).min(BACKOFF_CAP);
-            match process::spawn(&launch) {
-                Ok(child) => {
-                    proc = Proc::Child(child);
+            match runtime::spawn(&launch).await {
+                Ok(p) => {
+                    proc = p;
                     inst.status.send_modify(|s| s.restarts += 1);
-                    inst.started(&ctx, proc.pid());
+                    inst.started(&ctx, &proc);
                     break;
                 }
                 Err(e) => {
@@ -342,6 +326,10 @@ async fn supervise(ctx: Ctx, inst: Arc<Instance>, launch: Launch, mut proc: Proc
 /// SIGTERM to the group, the grace period for it to finish what it is
 /// doing, then SIGKILL to whatever is left.
 async fn stop_process(proc: &mut Proc, grace: Duration) {
+    if let Proc::Container(c) = proc {
+        c.stop(grace).await;
+        return;
+    }
     let Some(pgid) = proc.pid() else { return };
     process::signal_group(pgid, Signal::SIGTERM);
     let deadline = Instant::now() + grace;
@@ -376,6 +364,7 @@ async fn finish_quiet(inst: &Instance) {
     inst.status.send_modify(|s| {
         s.pid = None;
         s.ready = false;
+        s.container = None;
         s.gone = true;
     });
 }

@@ -5,7 +5,8 @@
 //! instances of an artifact (each a fresh extraction: phoenix, never
 //! changed in place), tells the router where traffic goes (only through the
 //! router's admin HTTP API, so the data plane keeps serving when the
-//! controller is down), watches a canary through the router's counters with
+//! controller is down; or, per environment, a team's HAProxy through its
+//! runtime API), watches a canary through the router's counters with
 //! the judge, and on a failure sends all traffic back to the stable version
 //! in ONE route update before cleaning up. Every state change is an
 //! [`andon_core::Event`] given to the [`DeployObserver`]; the state after a
@@ -32,26 +33,43 @@
 //! - `instance`: one instance and its supervisor (readiness, restarts with
 //!   backoff, graceful stop); `process`: process groups, signals, ports;
 //!   `health`: readiness probes.
+//! - `runtime`: what an instance runs as (process group or container);
+//!   `container`: container instances through the Docker Engine API
+//!   (labels, graceful stop, adoption, drift); `container_ops`: the
+//!   controller's container-specific steps (image check, adoption, orphans).
+//! - `traffic`: the traffic driver trait (install roles, read them back,
+//!   read counters) and which driver serves each environment.
 //! - `routes`: the route table the controller owns; `router_api`: the
-//!   router's admin API client.
+//!   router's admin API client (the default driver).
+//! - `haproxy`: the HAProxy driver (server slots through the runtime API).
+//! - `prometheus`: the judge's PromQL rules.
+//! - `teardown`: removing an environment (review apps), live counters of
+//!   the version it serves (alerts after a release).
 //! - `smoke`: smoke tests through the router; `drift`: artifact manifests
 //!   and instance comparison; `error`: [`DeployError`].
 
 mod api;
+mod container;
+mod container_ops;
 mod controller;
 mod drift;
 mod env;
 mod error;
 mod groups;
+mod haproxy;
 mod health;
 mod instance;
 mod process;
+mod prometheus;
 mod recover;
 mod release;
 mod rollback;
 mod router_api;
 mod routes;
+mod runtime;
 mod smoke;
+mod teardown;
+mod traffic;
 
 pub use api::{
     Command, ControllerConfig, DeployObserver, DeployRequest, DriftReport, EnvSpec, InstanceInfo,

@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use andon_artifacts::Digest;
-use andon_config::Target;
 use andon_core::{DeployOutcome, DeployPhase, Deploys, Event, InstanceView};
 
 use crate::api::{EnvSpec, RecoveryReport};
@@ -31,6 +30,7 @@ use crate::health;
 use crate::instance::{Identity, Instance};
 use crate::process::{self, Launch};
 use crate::routes::{self, Reach};
+use crate::runtime::Proc;
 
 /// A process to stop: instance id, pid (process group), whether the log knows it.
 struct Doomed {
@@ -47,12 +47,12 @@ pub(crate) async fn recover(
     let mut report = RecoveryReport::default();
     let mut covered = BTreeSet::new();
     for spec in envs {
-        covered.insert(spec.environment.name.clone());
+        covered.insert((spec.project.clone(), spec.environment.name.clone()));
         recover_env(inner, deploys, spec, &mut report).await?;
     }
     // Environments no longer configured: nothing of theirs may keep running.
-    for (name, view) in &deploys.envs {
-        if covered.contains(name) {
+    for (key, view) in &deploys.envs {
+        if covered.contains(key) {
             continue;
         }
         let doomed = view
@@ -64,7 +64,7 @@ pub(crate) async fn recover(
                 logged: true,
             })
             .collect();
-        kill(inner, name, doomed, &mut report).await;
+        kill(inner, &key.0, &key.1, doomed, &mut report).await;
     }
     Ok(report)
 }
@@ -76,18 +76,20 @@ async fn recover_env(
     report: &mut RecoveryReport,
 ) -> Result<(), DeployError> {
     let env = &spec.environment;
-    let Target::Process(target) = &env.target else {
+    let Some(target) = &crate::runtime::as_process(&env.target) else {
         return Ok(());
     };
     let slot = inner.slot_or_create(&spec.project, &env.name);
     let mut st = slot.state.lock().await;
     st.config = Some(env.clone());
+    inner.bind_traffic(&slot.service, &env.traffic);
     let reach = Reach::of(env);
     let launch = Arc::new(LaunchSpec {
         target: target.clone(),
         secrets: spec.secrets.clone(),
+        container: crate::runtime::container_of(&env.target),
     });
-    let view = deploys.envs.get(&env.name);
+    let view = deploys.env(&spec.project, &env.name);
     let stable: Option<Digest> = view
         .and_then(|v| v.stable.as_deref())
         .and_then(|s| s.parse().ok());
@@ -104,16 +106,17 @@ async fn recover_env(
             let s = s.to_string();
             deploys.deploys.values().rev().find(|d| {
                 d.environment == env.name
+                    && d.project == spec.project
                     && d.version == s
                     && d.phase == DeployPhase::Finished(DeployOutcome::Succeeded)
             })
         })
         .map_or(0, |d| d.id);
     let n = usize::try_from(target.instances.max(1)).unwrap_or(1);
-    let base = inner.env_dir(&env.name);
+    let base = inner.env_dir(&spec.project, &env.name);
 
     // 1. Adopt what is alive and healthy; everything else is doomed.
-    let mut adopted: Vec<(&InstanceView, SocketAddr, i32)> = Vec::new();
+    let mut adopted: Vec<(&InstanceView, SocketAddr, Proc)> = Vec::new();
     let mut doomed = Vec::new();
     for inst in view
         .map(|v| v.instances.values().collect::<Vec<_>>())
@@ -122,17 +125,24 @@ async fn recover_env(
         let dir = base.join(&inst.id);
         let addr: Option<SocketAddr> = inst.addr.parse().ok();
         let is_stable = stable.is_some_and(|s| s.to_string() == inst.version);
-        let alive = inst.pid.filter(|p| process::is_instance_process(*p, &dir));
+        let alive = if launch.container.is_some() {
+            // Found by its labels; one that is not adopted is removed below.
+            inner.find_container(&inst.id).await.map(Proc::Container)
+        } else {
+            inst.pid
+                .filter(|p| process::is_instance_process(*p, &dir))
+                .map(Proc::Adopted)
+        };
         let keep = match (is_stable, alive, addr) {
-            (true, Some(pid), Some(addr)) if adopted.len() < n => {
+            (true, Some(proc), Some(addr)) if adopted.len() < n => {
                 health::probe(&inner.ctx.http, addr, target.health.as_deref())
                     .await
-                    .then_some((addr, pid))
+                    .then_some((addr, proc))
             }
             _ => None,
         };
         match keep {
-            Some((addr, pid)) => adopted.push((inst, addr, pid)),
+            Some((addr, proc)) => adopted.push((inst, addr, proc)),
             None => doomed.push(Doomed {
                 id: inst.id.clone(),
                 pid: inst.pid,
@@ -147,7 +157,8 @@ async fn recover_env(
 
     let mut group = stable.map(|v| Group::new(v, launch.clone(), stable_deploy));
     if let Some(g) = group.as_mut() {
-        for (inst, addr, pid) in &adopted {
+        for (inst, addr, proc) in adopted {
+            let addr = &addr;
             let dir = base.join(&inst.id);
             let ident = Identity {
                 id: inst.id.clone(),
@@ -160,21 +171,26 @@ async fn recover_env(
                 health: target.health.clone(),
                 dir: dir.clone(),
             };
-            let run = Launch {
-                command: target.command.clone(),
-                env: process::instance_env(
-                    &target.env,
-                    &launch.listed_secrets(),
-                    addr.port(),
-                    &g.version.to_string(),
-                    &inst.id,
-                    &env.name,
-                    &dir,
-                ),
-                log: base.join(format!("{}.log", inst.id)),
-                dir,
+            let run: crate::runtime::Launch = if launch.container.is_some() {
+                inner.container_launch(&slot, g, &inst.id, *addr)
+            } else {
+                Launch {
+                    command: target.command.clone(),
+                    env: process::instance_env(
+                        &target.env,
+                        &launch.listed_secrets(),
+                        addr.port(),
+                        &g.version.to_string(),
+                        &inst.id,
+                        &env.name,
+                        &dir,
+                    ),
+                    log: base.join(format!("{}.log", inst.id)),
+                    dir,
+                }
+                .into()
             };
-            let i = Instance::adopt(&inner.ctx, ident, run, *pid);
+            let i = Instance::adopt(&inner.ctx, ident, run, proc);
             inner.register(&i);
             report.adopted.push(inst.id.clone());
             g.instances.push(i);
@@ -198,7 +214,7 @@ async fn recover_env(
     }
 
     // 2. One route update: everything on the stable version.
-    let before = inner.routes.current(&slot.service).await?;
+    let before = inner.traffic(&slot.service).current(&slot.service).await?;
     match &group {
         Some(g) if !g.instances.is_empty() => {
             inner
@@ -212,7 +228,10 @@ async fn recover_env(
         }
         _ => {
             if before.is_some() {
-                inner.routes.set(&slot.service, None, &reach).await?;
+                inner
+                    .traffic(&slot.service)
+                    .set(&slot.service, None, &reach)
+                    .await?;
             }
         }
     }
@@ -256,7 +275,10 @@ async fn recover_env(
         })
         .collect();
     inner.drain(&slot.service, &keys).await;
-    kill(inner, &env.name, doomed, report).await;
+    kill(inner, &spec.project, &env.name, doomed, report).await;
+    if launch.container.is_some() {
+        inner.remove_stray_containers(&slot, report).await;
+    }
     if let (Some(g), Some(v)) = (group, stable) {
         st.launches.insert(v, launch);
         if !g.instances.is_empty() {
@@ -296,11 +318,12 @@ fn unlogged_pids(base: &std::path::Path, known: &BTreeSet<&str>) -> Vec<Doomed> 
 /// directory: a pid from the log may have been reused), removes their files.
 async fn kill(
     inner: &Arc<Inner>,
+    project: &str,
     environment: &str,
     doomed: Vec<Doomed>,
     report: &mut RecoveryReport,
 ) {
-    let base = inner.env_dir(environment);
+    let base = inner.env_dir(project, environment);
     let grace = inner.cfg.stop_timeout;
     let mut set = tokio::task::JoinSet::new();
     for d in doomed {
@@ -336,13 +359,13 @@ async fn kill(
 
 /// Instance directories nobody runs in any more.
 async fn remove_leftover_dirs(inner: &Arc<Inner>, slot: &EnvSlot) {
-    let base = inner.env_dir(&slot.environment);
+    let base = inner.env_dir(&slot.project, &slot.environment);
     let live: BTreeSet<String> = inner
         .instances
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .values()
-        .filter(|i| i.ident.environment == slot.environment)
+        .filter(|i| i.ident.environment == slot.environment && i.ident.project == slot.project)
         .map(|i| i.ident.id.clone())
         .collect();
     let _ = tokio::task::spawn_blocking(move || {

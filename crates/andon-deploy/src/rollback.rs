@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use andon_artifacts::Digest;
-use andon_config::Target;
 use andon_core::{DeployOutcome, Event};
 use tokio::task::JoinHandle;
 
@@ -160,9 +159,8 @@ fn launch_for(st: &EnvState, version: Digest) -> Option<Arc<LaunchSpec>> {
     if let Some(l) = st.launches.get(&version) {
         return Some(l.clone());
     }
-    let Target::Process(target) = &st.config.as_ref()?.target else {
-        return None;
-    };
+    let config_target = &st.config.as_ref()?.target;
+    let target = &crate::runtime::as_process(config_target)?;
     let secrets = st
         .stable
         .as_ref()
@@ -171,6 +169,7 @@ fn launch_for(st: &EnvState, version: Digest) -> Option<Arc<LaunchSpec>> {
     Some(Arc::new(LaunchSpec {
         target: target.clone(),
         secrets,
+        container: crate::runtime::container_of(config_target),
     }))
 }
 

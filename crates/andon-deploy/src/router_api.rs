@@ -47,6 +47,37 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
+    /// Adds one endpoint's counters to a live role (another traffic driver
+    /// reports per endpoint; the judge reads per role).
+    pub(crate) fn add_live(&mut self, service: &str, role: &str, version: &str, c: &Counters) {
+        let sum = self
+            .live
+            .entry((service.to_string(), role.to_string()))
+            .or_default();
+        sum.version = version.to_string();
+        add(sum, c);
+    }
+
+    /// Adds one draining endpoint's counters to a retired role.
+    pub(crate) fn add_retired(&mut self, service: &str, role: &str, version: &str, c: &Counters) {
+        let found = self
+            .retired
+            .iter_mut()
+            .find(|(s, r, x)| s == service && r == role && x.version == version);
+        match found {
+            Some((_, _, sum)) => add(sum, c),
+            None => {
+                let mut sum = Counters {
+                    version: version.to_string(),
+                    ..Counters::default()
+                };
+                add(&mut sum, c);
+                self.retired
+                    .push((service.to_string(), role.to_string(), sum));
+            }
+        }
+    }
+
     pub(crate) fn live(&self, service: &str, role: &str) -> Option<&Counters> {
         self.live.get(&(service.to_string(), role.to_string()))
     }
@@ -198,6 +229,20 @@ impl RouterApi {
         let wire: StatsWire = resp.json().await.map_err(|e| self.err("/stats", e))?;
         Ok(parse(wire))
     }
+}
+
+fn add(sum: &mut Counters, c: &Counters) {
+    sum.stats.requests += c.stats.requests;
+    sum.stats.errors += c.stats.errors;
+    for (a, b) in sum
+        .stats
+        .latency_buckets
+        .iter_mut()
+        .zip(c.stats.latency_buckets)
+    {
+        *a += b;
+    }
+    sum.inflight += c.inflight;
 }
 
 fn parse(wire: StatsWire) -> Stats {

@@ -8,6 +8,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::model::{Flag, FlagEnv, FlagSet, Rule, ScheduledChange};
+use crate::ramp::Ramp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -255,6 +256,7 @@ fn env(out: &mut Out, k: &str, e: &str, fa: &Flag, fb: &Flag, a: &FlagEnv, b: &F
             Some(format!("rollout {} -> {}", pct(ra), pct(rb))),
         );
     }
+    ramp(out, k, e, a.ramp.as_ref(), b.ramp.as_ref());
     // Rules other than the rollout percentage itself.
     if masked(a) != masked(b) {
         let detail = if a.rules.len() == b.rules.len() {
@@ -264,6 +266,26 @@ fn env(out: &mut Out, k: &str, e: &str, fa: &Flag, fb: &Flag, a: &FlagEnv, b: &F
         };
         out.push(ChangeOp::Modify, Subject::Flag, k, e, Some(detail));
     }
+}
+
+fn ramp(out: &mut Out, k: &str, e: Option<&str>, a: Option<&Ramp>, b: Option<&Ramp>) {
+    let plan = |r: &Ramp| format!("steps {:?} every {}", r.steps, r.every);
+    let status = |r: Option<&Ramp>| {
+        r.and_then(|r| r.state.as_ref())
+            .map_or("none".to_owned(), |s| {
+                format!("{} (step {})", s.status.as_str(), s.step + 1)
+            })
+    };
+    let detail = match (a, b) {
+        (None, Some(b)) => format!("ramp added: {}", plan(b)),
+        (Some(_), None) => "ramp removed".to_owned(),
+        (Some(a), Some(b)) if !a.same_plan(b) => format!("ramp {} -> {}", plan(a), plan(b)),
+        _ => String::new(),
+    };
+    if !detail.is_empty() {
+        out.push(ChangeOp::Modify, Subject::Flag, k, e, Some(detail));
+    }
+    out.field(k, e, "ramp", status(a), status(b));
 }
 
 fn opt(s: Option<&str>) -> String {

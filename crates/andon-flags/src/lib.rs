@@ -55,6 +55,9 @@
 //!   ([`Engine::evaluate_unleash`]).
 //! - `ops`: [`kill_switch`], [`set_rollout_percentage`], [`apply_due`],
 //!   [`stale_flags`].
+//! - `ramp`: guarded rollouts: [`Ramp`] (the plan), [`RampState`] (its
+//!   progress), [`decide`] (the guard's rule), [`apply_decision`],
+//!   [`reconcile_ramps`], [`set_ramp`]. Pure: the server measures and judges.
 //! - `diff`: [`diff`] and [`Change`].
 //! - `error`: [`ModelError`], [`ImportError`], [`EvalError`].
 
@@ -66,6 +69,7 @@ mod eval;
 mod hash;
 pub mod model;
 mod ops;
+mod ramp;
 mod unleash;
 
 pub use compile::Engine;
@@ -77,6 +81,10 @@ pub use hash::{bucket, murmur3_32};
 pub use model::{
     Condition, Flag, FlagEnv, FlagSet, Kind, Operator, Override, Prerequisite, Rollout, Rule,
     ScheduledChange, Segment, Serve, Split, Stickiness, Weighted,
+};
+pub use ramp::{
+    Decision, Evidence, Observation, Ramp, RampState, RampStatus, apply_decision, decide,
+    parse_duration_ms, ramp_variants, reconcile_ramps, set_ramp,
 };
 pub use ops::{Applied, StaleFlag, apply_due, kill_switch, set_rollout_percentage, stale_flags};
 pub use unleash::{

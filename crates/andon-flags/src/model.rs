@@ -114,6 +114,10 @@ pub struct FlagEnv {
     /// Tried in order; the first that matches serves.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<Rule>,
+    /// A guarded rollout of this environment's "everyone else" rule (see
+    /// [`crate::Ramp`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<crate::ramp::Ramp>,
 }
 
 /// "Flag X must be on (and serve one of these variants)", or off.
@@ -598,6 +602,9 @@ impl FlagSet {
                     ));
                 }
             }
+        }
+        if let Some(ramp) = &env.ramp {
+            ramp.validate(flag, env, at)?;
         }
         for (i, rule) in env.rules.iter().enumerate() {
             let path = format!("{at}.rules[{i}]");

@@ -202,6 +202,7 @@ fn feature(f: &UFeature, env: &str) -> Result<Flag, ImportError> {
             off_variant: Some(off),
             prerequisites,
             rules,
+            ramp: None,
         },
     );
     Ok(Flag {

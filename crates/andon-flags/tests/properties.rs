@@ -186,6 +186,7 @@ fn flag_env() -> impl Strategy<Value = FlagEnv> {
                     })
                     .collect(),
                 rules,
+                ramp: None,
             },
         )
 }

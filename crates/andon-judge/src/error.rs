@@ -21,6 +21,12 @@ pub enum JudgeError {
         /// Largest finite bucket bound, in seconds.
         max_s: f64,
     },
+    /// `alerts:` needs `max_error_rate` or `max_p99` to watch anything.
+    #[error("alerts need a limit: max_error_rate and/or max_p99")]
+    NoAlertLimit,
+    /// Hysteresis: a fired alert resolves below `limit × ratio`, a ratio in (0, 1].
+    #[error("resolve_ratio must be in (0, 1], got {0}")]
+    ResolveRatio(f64),
     /// A tolerance is an odds ratio of at least 1 (1 = no tolerance).
     #[error("tolerance must be a finite odds ratio >= 1 (1 = none, 1.25 = 25%), got {0}")]
     Tolerance(f64),

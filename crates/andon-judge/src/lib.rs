@@ -35,6 +35,8 @@
 //! - `latency`: [`LatencyTest`], canary vs baseline latency histograms.
 //! - `odds`: the two-sample engine both comparisons share (conditional
 //!   odds-ratio mixture, one factor per batch).
+//! - `alert`: [`AlertMonitor`], threshold-for-a-duration alert rules with
+//!   hysteresis, for monitoring after a release is done.
 //! - `bound`: the one-sample engine of the threshold rules (tests and
 //!   confidence bounds for one proportion).
 //! - `stats`: [`VersionStats`], [`LATENCY_BUCKETS_S`], snapshot deltas, quantiles.
@@ -42,6 +44,7 @@
 //! - `format`: numbers in sentences.
 //! - `error`: [`JudgeError`].
 
+mod alert;
 mod bound;
 mod error;
 mod error_rate;
@@ -52,6 +55,7 @@ mod math;
 mod odds;
 mod stats;
 
+pub use alert::{AlertChange, AlertConfig, AlertMonitor, AlertRule};
 pub use error::JudgeError;
 pub use error_rate::{ErrorCounts, ErrorRateTest};
 pub use judge::{Judge, JudgeConfig, Outcome, Rule, Verdict};

@@ -24,6 +24,9 @@ pub fn jobs_from_config(pipeline: &Pipeline) -> Vec<JobSpec> {
                 retries: j.retries,
                 artifacts: j.artifacts.clone(),
                 allow_failure: j.allow_failure,
+                image: j.image.clone(),
+                sandbox: j.sandbox,
+                runs_on: j.runs_on.clone(),
             })
         })
         .collect()

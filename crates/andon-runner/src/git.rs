@@ -166,6 +166,13 @@ impl Checkout {
         self.removed = true;
         remove_tree(&self.path)
     }
+
+    /// Leaves the directory in place and returns its path: for a caller that
+    /// removes it later (e.g. in the background, after answering the user).
+    pub fn release(mut self) -> PathBuf {
+        self.removed = true;
+        self.path.clone()
+    }
 }
 
 impl Drop for Checkout {
@@ -178,7 +185,7 @@ impl Drop for Checkout {
 
 /// Makes each directory writable again before removal: jobs (Go's module
 /// cache, some test suites) leave read-only directories behind.
-fn remove_tree(path: &Path) -> io::Result<()> {
+pub fn remove_tree(path: &Path) -> io::Result<()> {
     match fs::remove_dir_all(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::executor::Executor;
 use crate::junit::{self, CaseResult, Results};
 use crate::mask::Masker;
-use crate::process::{self, Launch};
+use crate::process::Launch;
 use crate::spec::{JobReport, JobSpec, RunObserver, RunSpec, StoredArtifact};
 
 /// What every job of a run shares.
@@ -29,6 +29,8 @@ pub(crate) struct RunCtx<'a> {
     /// `ANDON_*` variables of the runner's own environment (its admin token,
     /// server URL...): never passed down to jobs.
     pub(crate) env_remove: Vec<OsString>,
+    /// The Docker engine, connected on the first container job.
+    pub(crate) docker: crate::attempt::Engine,
 }
 
 impl RunCtx<'_> {
@@ -79,7 +81,10 @@ pub(crate) async fn run_job(ctx: &RunCtx<'_>, i: usize) -> JobReport {
         let mut env = env.clone();
         env.push(("ANDON_REPORTS".into(), reports_dir.display().to_string()));
         let started = Instant::now();
-        let ended = process::run(
+        let ended = crate::attempt::run(
+            ctx,
+            job,
+            attempt,
             Launch {
                 executor: ctx.executor,
                 script: &job.run,
@@ -207,7 +212,7 @@ fn start_event(ctx: &RunCtx<'_>, job: &JobSpec, attempt: u32, pgid: Option<i32>)
         job: job.name.clone(),
         attempt,
         pgid,
-        executor: ctx.executor.name().to_owned(),
+        executor: crate::attempt::executor_name(ctx, job).to_owned(),
     });
 }
 
@@ -273,7 +278,11 @@ fn reports_dir(spec: &RunSpec, i: usize, job: &JobSpec, attempt: u32) -> PathBuf
         .work_dir
         .join("reports")
         .join(format!("{i}-{safe}-{attempt}"));
-    let _ = std::fs::remove_dir_all(&dir);
+    // A first attempt's directory is new (the work dir is fresh per run):
+    // only a retry can find leftovers to clear.
+    if attempt > 1 {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     let _ = std::fs::create_dir_all(&dir);
     dir
 }

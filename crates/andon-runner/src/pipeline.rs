@@ -86,6 +86,7 @@ pub async fn run_pipeline(
             .map(|(k, _)| k)
             .filter(|k| k.to_string_lossy().starts_with("ANDON_"))
             .collect(),
+        docker: Default::default(),
     };
 
     let mut state = vec![State::Pending; n];
@@ -116,7 +117,23 @@ pub async fn run_pipeline(
             };
             state[i] = State::Running;
             let ctx = &ctx;
-            running.push(async move { (i, run_job(ctx, i).await) });
+            // An agent has no shared checkout: it gets the artifacts of
+            // the jobs this one needs.
+            let remote = spec
+                .remote
+                .as_deref()
+                .filter(|_| !spec.jobs[i].runs_on.is_empty());
+            let inputs = match remote {
+                Some(_) => crate::remote::inputs(&graph.deps[i], &reports),
+                None => Vec::new(),
+            };
+            running.push(async move {
+                let report = match remote {
+                    Some(remote) => crate::remote::run_remote_job(ctx, i, remote, inputs).await,
+                    None => run_job(ctx, i).await,
+                };
+                (i, report)
+            });
         }
         if running.is_empty() && (stopped || !ctx.stop.is_cancelled()) {
             break;

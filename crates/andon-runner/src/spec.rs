@@ -32,6 +32,15 @@ pub struct JobSpec {
     pub artifacts: Vec<String>,
     /// A failure neither fails the run nor stops dependents.
     pub allow_failure: bool,
+    /// Run the script in a container of this image (Docker Engine API; see
+    /// [`RunSpec::docker_host`]) instead of with the run's executor.
+    pub image: Option<String>,
+    /// Run the script in the bubblewrap sandbox ([`crate::BwrapExecutor`])
+    /// whatever the run's executor. Ignored when `image` is set.
+    pub sandbox: bool,
+    /// Agent labels (`runs_on:`): with [`RunSpec::remote`] set, the job runs
+    /// on an agent that has all of them; without it, here as any other job.
+    pub runs_on: Vec<String>,
 }
 
 /// One run of a pipeline on one commit.
@@ -63,6 +72,12 @@ pub struct RunSpec {
     /// Exported as `ANDON_INSTANCE`, so [`crate::reap_orphans_of`] only ends
     /// this server's processes when several share a machine.
     pub instance: Option<String>,
+    /// The Docker engine for jobs with an `image` (`unix:///...` or
+    /// `tcp://...`); None means `DOCKER_HOST`, then Docker's default socket.
+    pub docker_host: Option<String>,
+    /// Where jobs with `runs_on` go. `None` (`andon run` on a laptop): they
+    /// run here like the others.
+    pub remote: Option<std::sync::Arc<dyn crate::remote::RemoteJobs>>,
 }
 
 impl Default for RunSpec {
@@ -79,6 +94,8 @@ impl Default for RunSpec {
             fail_fast: true,
             kill_grace: Duration::from_secs(5),
             instance: None,
+            docker_host: None,
+            remote: None,
         }
     }
 }

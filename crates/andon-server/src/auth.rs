@@ -130,6 +130,55 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     }
 }
 
+/// Role extractors: the caller, with the role already checked. Put first
+/// among a handler's arguments, they run before `Path` and `Json`, so a
+/// caller without the role gets 403 whatever the input, never a 400/422 that
+/// tells it what the endpoint would accept (authorization before validation).
+/// A path with an `{env}` segment is also checked against a token's
+/// environment scope here.
+macro_rules! role_extractor {
+    ($(#[$doc:meta])* $name:ident, $role:expr) => {
+        $(#[$doc])*
+        pub(crate) struct $name(pub(crate) Caller);
+
+        impl FromRequestParts<Arc<AppState>> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &Arc<AppState>,
+            ) -> Result<Self, Self::Rejection> {
+                let caller = Caller::from_request_parts(parts, state).await?;
+                caller.require($role)?;
+                if let Ok(params) =
+                    axum::extract::RawPathParams::from_request_parts(parts, state).await
+                {
+                    if let Some((_, env)) = params.iter().find(|(k, _)| *k == "env") {
+                        caller.require_env($role, env)?;
+                    }
+                }
+                Ok($name(caller))
+            }
+        }
+    };
+}
+
+role_extractor!(
+    /// A caller with at least the developer role.
+    Developer,
+    Role::Developer
+);
+role_extractor!(
+    /// A caller with at least the deployer role.
+    Deployer,
+    Role::Deployer
+);
+role_extractor!(
+    /// A caller with the admin role.
+    Admin,
+    Role::Admin
+);
+
 /// A fresh token secret: `andon_` and 64 hex digits.
 pub(crate) fn new_secret() -> String {
     let mut bytes = [0u8; 32];

@@ -146,6 +146,7 @@ pub(crate) async fn recover(state: &Arc<AppState>, controller: &Controller) {
             Err(e) => tracing::debug!(%project, error = %e, "no environments to recover"),
         }
     }
+    specs.extend(crate::environments::specs(state).await);
     let deploys = state.read_views().deploys.clone();
     match controller.recover(&deploys, &specs).await {
         Ok(report) => {

@@ -44,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 use crate::state::AppState;
 
 pub(crate) mod edit;
+pub(crate) mod guard;
 
 /// The `project` of every flag event: flags belong to the server.
 pub(crate) const NAMESPACE: &str = "";
@@ -108,6 +109,9 @@ pub(crate) struct Fold {
     pub(crate) last_changed: BTreeMap<String, i64>,
     /// Flag → environment → unix ms of the last SDK report with evaluations.
     pub(crate) last_evaluated: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Outcomes per variant of every running guarded rollout, by (flag,
+    /// environment): what the guard judges (see [`guard`]).
+    pub(crate) ramp_counts: HashMap<(String, String), guard::RampCounts>,
     /// Sequence number of the last flag or segment event: the version.
     pub(crate) version: u64,
     pub(crate) modified_ms: i64,
@@ -170,6 +174,7 @@ impl Fold {
                     changes,
                 });
                 self.last_changed.insert(flag.clone(), env.at_ms);
+                guard::track_ramps(&mut self.ramp_counts, flag, self.set.flags.get(flag));
                 self.touch(env);
             }
             Event::SegmentChanged { segment, after, .. } => {
@@ -192,6 +197,7 @@ impl Fold {
                 environment,
                 counts,
             } => {
+                guard::count_outcomes(&mut self.ramp_counts, environment, counts);
                 for (flag, variants) in counts {
                     if variants.values().any(|c| c.evaluations > 0) {
                         self.last_evaluated
@@ -328,6 +334,9 @@ pub(crate) struct FlagHub {
     /// Cancelled when the server shuts down, so that change streams end
     /// and the graceful drain does not wait for SDKs forever.
     pub(crate) closing: CancellationToken,
+    /// The guard's latest verdict per running ramp (flag, environment), for
+    /// `GET /flags/{key}`: held steps are not events.
+    pub(crate) guard_notes: Mutex<HashMap<(String, String), String>>,
 }
 
 impl Default for FlagHub {
@@ -338,6 +347,7 @@ impl Default for FlagHub {
             changes: watch::channel(0).0,
             tokens: TokenCache::default(),
             closing: CancellationToken::new(),
+            guard_notes: Mutex::new(HashMap::new()),
         }
     }
 }

@@ -9,7 +9,6 @@
 //! says why the line stopped or a card moved.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 
 use andon_core::{Envelope, Event};
 use andon_flow::{Board, Cord, Dora, Incidents};
@@ -129,27 +128,15 @@ pub(crate) fn after_append(state: &AppState, envs: &[Envelope]) {
         if events.is_empty() {
             return;
         }
-        let appended = match state.store.append("andon", events) {
+        // Folded and published there; other servers' events caught up on
+        // the way come back too, and get their follow-ups next round.
+        pending = match state.append_reaction(events) {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(error = %e, "could not record a flow decision");
                 return;
             }
         };
-        {
-            let mut views = state
-                .views
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            for env in &appended {
-                views.apply(env);
-            }
-        }
-        state.flags.apply(&appended);
-        for env in &appended {
-            let _ = state.bus.send(Arc::new(env.clone()));
-        }
-        pending = appended;
     }
 }
 

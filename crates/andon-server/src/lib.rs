@@ -12,16 +12,27 @@
 //! - `watcher` and `repo`: the mirror of each watched repository, polled.
 //! - `logs`: job logs on disk and live.
 //! - `metrics`: `/metrics` computed from the projections.
+//! - `agents`: the dispatch queue of jobs with `runs_on` (labels, leases,
+//!   heartbeats, expiry), served to `andon agent` by `api::agents`.
 //! - `flow`: the cord, DORA, incidents and boards of `andon-flow` as
 //!   projections, and the events they append; `notify`: webhook delivery.
+//! - `environments`: environments made on demand (review apps), their
+//!   deploys and TTL; `alerts`: alert rules on live environments after
+//!   their release (rollback inside the rollback window, else an incident).
+//! - `cluster`: several servers over one PostgreSQL store: leader
+//!   election, following the log, forwarding leader-only requests, takeover.
 //! - `flags`: feature flags folded from the log, served by `api::flags`
 //!   (management) and `api::ofrep` (OFREP evaluation, change streams).
 //!
 //! Invariant: only this crate knows HTTP and JSON wire types.
 
+mod agents;
 mod api;
 mod auth;
+mod cluster;
+mod alerts;
 mod deploy;
+mod environments;
 mod error;
 mod flags;
 mod flow;
@@ -88,7 +99,7 @@ pub enum ServerError {
 /// A server whose state is loaded and reconciled, ready to serve.
 pub struct Server {
     state: Arc<AppState>,
-    queue: tokio::sync::mpsc::UnboundedReceiver<u64>,
+    queue: Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<u64>>>,
     /// The generated admin token on first start, to print once. `None` on
     /// later starts or when `admin_token` was given.
     pub first_admin_token: Option<String>,
@@ -109,6 +120,9 @@ impl Server {
             .clone()
             .unwrap_or_else(|| format!("sqlite:{}", cfg.data_dir.join("andon.db").display()));
         let store = andon_store::open(&url, &cfg.data_dir)?;
+        // Other servers may append to a PostgreSQL store; a SQLite file has
+        // one owner.
+        let shared = url.starts_with("postgres://") || url.starts_with("postgresql://");
         let art_dir = cfg.data_dir.join("artifacts");
         let artifacts = andon_artifacts::ArtifactStore::open(&art_dir).map_err(|source| {
             ServerError::Artifacts {
@@ -123,13 +137,22 @@ impl Server {
             artifacts,
             queue: tx,
             parallelism: cfg.parallelism.max(1),
+            shared,
         })?);
         if let Some(link) = &cfg.router {
             let ctl = deploy::controller(&state, link)
                 .map_err(|e| ServerError::Bootstrap(format!("release controller: {e}")))?;
             let _ = state.controller.set(ctl);
         }
-        let interrupted_runs = pipeline::reconcile(&state);
+        // Alone on its store, the server leads from the start and what is in
+        // flight is its own previous process's. Sharing a store, in-flight
+        // runs belong to the leader, whoever that is: the server that takes
+        // the leadership recovers them (`cluster::take_over`).
+        let interrupted_runs = if shared {
+            0
+        } else {
+            pipeline::reconcile(&state)
+        };
         let first_admin_token = if state.store.tokens()?.is_empty() {
             let given = cfg.admin_token.clone();
             let (_, secret) =
@@ -141,7 +164,7 @@ impl Server {
         };
         Ok(Server {
             state,
-            queue: rx,
+            queue: Arc::new(tokio::sync::Mutex::new(rx)),
             first_admin_token,
             interrupted_runs,
         })
@@ -150,7 +173,20 @@ impl Server {
     /// The HTTP application, for driving in-process (tests, fuzzing) without
     /// a socket. Background tasks (run queue, watcher) only start in [`Server::serve`].
     pub fn app(&self) -> axum::Router {
-        api::router(self.state.clone())
+        router(&self.state)
+    }
+
+    /// The base URL other servers reach this one's API at, recorded in the
+    /// store while it leads (default: `http://` and the listening address).
+    /// Only matters when several servers share a PostgreSQL store.
+    pub fn advertise(&self, url: impl Into<String>) {
+        self.state.cluster.set_advertise(url.into());
+    }
+
+    /// Whether this server runs the schedulers and controllers now. Always
+    /// true on SQLite; with PostgreSQL, decided by election once serving.
+    pub fn is_leader(&self) -> bool {
+        self.state.cluster.is_leader()
     }
 
     /// Serves until `shutdown` resolves, then drains in-flight requests.
@@ -159,23 +195,22 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        let worker = tokio::spawn(pipeline::worker(self.state.clone(), self.queue));
-        let watcher = tokio::spawn(watcher::run(self.state.clone()));
-        let releases = tokio::spawn(release_upkeep(self.state.clone()));
-        let notifier = tokio::spawn(notify::run(self.state.clone()));
-        let flag_scheduler = tokio::spawn(flags::scheduler(self.state.clone()));
+        if let Ok(addr) = listener.local_addr()
+            && self.state.cluster.advertised_is_empty()
+        {
+            self.state.cluster.set_advertise(format!("http://{addr}"));
+        }
+        // The run queue, watcher, release upkeep, notifier and flag
+        // schedulers run on the leader only (always this server on SQLite).
+        let cluster = tokio::spawn(cluster::run(self.state.clone(), self.queue.clone()));
         let shutdown = flags::closing(self.state.clone(), shutdown);
-        let app =
-            api::router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let app = router(&self.state).into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(ServerError::Serve);
-        worker.abort();
-        watcher.abort();
-        releases.abort();
-        notifier.abort();
-        flag_scheduler.abort();
+        cluster.abort();
+        let _ = cluster.await;
         if let Some(ctl) = self.state.controller.get() {
             // Instances keep serving through a control-plane restart; the
             // next start adopts them.
@@ -185,22 +220,38 @@ impl Server {
     }
 }
 
+/// The API, with leader-only requests forwarded to the leader.
+fn router(state: &Arc<AppState>) -> axum::Router {
+    api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        cluster::forward,
+    ))
+}
+
 /// Recovers releases a previous process left, then checks instances for
 /// drift now and then.
-async fn release_upkeep(state: std::sync::Arc<AppState>) {
+pub(crate) async fn release_upkeep(state: std::sync::Arc<AppState>) {
     let Some(ctl) = state.controller.get() else {
         return;
     };
     deploy::recover(&state, ctl).await;
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
-    loop {
-        tick.tick().await;
-        let drifted = ctl.check_drift().await;
-        if !drifted.is_empty() {
-            tracing::warn!(
-                instances = drifted.len(),
-                "instances drifted from their artifacts"
-            );
+    let drift = async {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            let drifted = ctl.check_drift().await;
+            if !drifted.is_empty() {
+                tracing::warn!(
+                    instances = drifted.len(),
+                    "instances drifted from their artifacts"
+                );
+            }
         }
-    }
+    };
+    // In this one task, so that stopping the server stops them all.
+    tokio::join!(
+        drift,
+        environments::upkeep(state.clone()),
+        alerts::run(state.clone())
+    );
 }

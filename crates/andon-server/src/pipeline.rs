@@ -17,7 +17,9 @@ use crate::error::ApiError;
 use crate::repo;
 use crate::state::AppState;
 
-/// Appends `CommitSeen` and `RunQueued` and wakes the worker. Returns the
+/// Appends `CommitSeen` and `RunQueued`; the leader's worker picks the run
+/// up when it folds `RunQueued` (see `AppState::react`), whichever server
+/// queued it. Returns the
 /// run id, or `None` when an automatic trigger (poll, webhook) names a commit
 /// the branch already ran: the poller and a webhook racing for the same push
 /// start one run, not two.
@@ -87,20 +89,33 @@ pub(crate) async fn queue_run(
         ]);
         (events, Some(run_id))
     })?;
-    if let Some(id) = run_id {
-        state
-            .queue
-            .send(id)
-            .map_err(|_| ApiError::internal("run queue closed"))?;
-    }
     Ok(run_id)
 }
 
-/// Takes queued run ids and runs each in its own task.
-pub(crate) async fn worker(state: Arc<AppState>, mut queue: mpsc::UnboundedReceiver<u64>) {
+/// Takes queued run ids and runs each in its own task. Runs only on the
+/// leader; the receiver is shared so that the next leadership term (in
+/// this process) reuses it. An id can arrive twice (queued, then found
+/// queued again at a takeover): a run is started once.
+pub(crate) async fn worker(
+    state: Arc<AppState>,
+    queue: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<u64>>>,
+) {
+    let mut queue = queue.lock().await;
+    let mut started = std::collections::HashSet::new();
     while let Some(run_id) = queue.recv().await {
+        let queued = state
+            .read_views()
+            .runs
+            .get(run_id)
+            .is_some_and(|r| r.status == RunStatus::Queued);
+        if !queued || !started.insert(run_id) {
+            continue;
+        }
         let state = state.clone();
         tokio::spawn(async move {
+            // Queued on another server: this server's mirror may not have
+            // the commit yet.
+            ensure_commit(&state, run_id).await;
             let token = CancellationToken::new();
             state
                 .cancels
@@ -116,6 +131,27 @@ pub(crate) async fn worker(state: Arc<AppState>, mut queue: mpsc::UnboundedRecei
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&run_id);
         });
+    }
+}
+
+/// Fetches the run's repository into this server's mirror if the run's
+/// commit is not there; a failure shows later as a failed checkout.
+async fn ensure_commit(state: &AppState, run_id: u64) {
+    let found = {
+        let views = state.read_views();
+        views.runs.get(run_id).and_then(|r| {
+            let repo = views.projects.get(&r.project)?.repo.clone();
+            Some((r.project.clone(), r.commit.clone(), repo))
+        })
+    };
+    let Some((project, commit, repo_url)) = found else {
+        return;
+    };
+    let mirror = state.mirror_path(&project);
+    if repo::resolve(&mirror, &commit).await.is_err() {
+        if let Err(e) = repo::sync(&repo_url, &mirror).await {
+            tracing::warn!(%project, error = %e, "could not fetch the repository for a run");
+        }
     }
 }
 
@@ -182,6 +218,7 @@ async fn execute(
         work_dir: work.join("scratch"),
         fail_fast: true,
         instance: Some(state.instance_id()),
+        remote: Some(crate::agents::dispatcher(state, &project)),
         ..RunSpec::default()
     };
     let observer: Arc<dyn RunObserver> = Arc::new(StoreObserver {
@@ -207,6 +244,11 @@ struct StoreObserver {
 
 impl RunObserver for StoreObserver {
     fn event(&self, event: Event) {
+        if !self.state.cluster.may_record() {
+            // Deposed: the new leader has ended (or will end) this run.
+            tracing::warn!(run_id = self.run_id, "dropped a run event: no longer the leader");
+            return;
+        }
         if let Err(e) = self.state.append("runner", vec![event]) {
             tracing::error!(run_id = self.run_id, error = %e, "could not record a run event");
         }

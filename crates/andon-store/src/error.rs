@@ -86,6 +86,12 @@ pub enum StoreError {
     #[error("conflict: {detail}")]
     Conflict { detail: String },
 
+    /// A conditional append ([`crate::Store::append_after`]) found the log
+    /// longer than the caller had read: another server appended first.
+    /// Nothing was written; read the new events, decide again, retry.
+    #[error("the event log moved: expected last seq {expected}, found {found}")]
+    LogMoved { expected: u64, found: u64 },
+
     /// Importing into a store that already has events at those positions.
     #[error(
         "the target store already holds events (last seq {last_seq}); migrate into an empty store"

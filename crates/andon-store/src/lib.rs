@@ -10,7 +10,8 @@
 //! leader election). [`open`] picks one from a location string.
 //!
 //! # Layout
-//! - `store`: the [`Store`] trait, [`TokenRecord`], [`hash_token`].
+//! - `store`: the [`Store`] trait, [`TokenRecord`], [`LeaderRecord`],
+//!   [`hash_token`].
 //! - `sqlite`: [`SqliteStore`] (WAL, `synchronous=FULL`, one connection
 //!   behind a std mutex) and its [`SqliteOptions`].
 //! - `pg`: [`PgStore`], a private thread driving `tokio-postgres`; `pg_sql`
@@ -38,7 +39,7 @@ pub use copy::copy_events;
 pub use error::StoreError;
 pub use pg::PgStore;
 pub use sqlite::{SqliteOptions, SqliteStore};
-pub use store::{Store, TokenRecord, hash_token};
+pub use store::{LeaderRecord, Store, TokenRecord, hash_token};
 
 /// File name of the SQLite database inside the data directory, when the
 /// location does not name one.

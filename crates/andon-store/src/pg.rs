@@ -21,6 +21,12 @@
 //! order. Timestamps come from the database's clock, so servers with skewed
 //! clocks still write one timeline.
 //!
+//! Servers that decide events from their fold of the log (the next run id)
+//! take [`Store::lock_log`] (a session advisory lock on the main session),
+//! fold what other servers appended, decide, and append with
+//! [`Store::append_after`], whose check makes a decision from a stale fold
+//! impossible even if the lock was lost with a dropped session.
+//!
 //! # Leadership
 //!
 //! [`Store::try_lead`] takes `pg_try_advisory_lock` on a dedicated session
@@ -47,7 +53,7 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use crate::crypto::SecretKey;
 use crate::pg_sql;
-use crate::store::{NewRow, TokenRecord};
+use crate::store::{LeaderRecord, NewRow, TokenRecord};
 use crate::{Store, StoreError};
 
 /// Advisory lock key for leadership: "andon" in ASCII, arbitrary but fixed.
@@ -100,6 +106,19 @@ impl PgStore {
         };
         ready_rx.recv().map_err(|_| StoreError::Closed)??;
         Ok(store)
+    }
+
+    /// Deletes every event, token, secret and the leader record, for
+    /// `andon migrate-store --force`. Irreversible; not part of [`Store`]
+    /// so that no server code path can reach it.
+    pub fn wipe(&self) -> Result<(), StoreError> {
+        self.call(move |s| {
+            s.run(async |c| {
+                c.batch_execute("TRUNCATE events, tokens, secrets, leader")
+                    .await
+                    .map_err(StoreError::from_pg)
+            })
+        })
     }
 
     /// Runs `f` on the worker thread and waits for its answer.
@@ -218,6 +237,20 @@ impl Session {
         Ok(held)
     }
 
+    /// Writes the leader record through the session holding the lock: if
+    /// that session is gone, so is the lock, and the write fails with it.
+    fn advertise_leader(&mut self, api: &str, instance: &str) -> Result<bool, StoreError> {
+        if !self.leading {
+            return Ok(false);
+        }
+        let Session { rt, leader, .. } = self;
+        let Some(leader) = leader.as_ref() else {
+            return Ok(false);
+        };
+        rt.block_on(pg_sql::advertise_leader(leader, api, instance))?;
+        Ok(true)
+    }
+
     /// Closes both sessions and waits (briefly) for their sockets to close.
     fn shutdown(mut self) {
         self.main = None;
@@ -241,7 +274,31 @@ impl Store for PgStore {
         }
         let rows = NewRow::encode(events)?;
         let actor = actor.to_owned();
-        self.call(move |s| s.run(async |c| pg_sql::append(c, &actor, rows).await))
+        self.call(move |s| s.run(async |c| pg_sql::append(c, None, &actor, rows).await))
+    }
+
+    fn append_after(
+        &self,
+        expected_last: u64,
+        actor: &str,
+        events: Vec<Event>,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = NewRow::encode(events)?;
+        let actor = actor.to_owned();
+        self.call(move |s| {
+            s.run(async |c| pg_sql::append(c, Some(expected_last), &actor, rows).await)
+        })
+    }
+
+    fn lock_log(&self) -> Result<(), StoreError> {
+        self.call(move |s| s.run(async |c| pg_sql::lock_log(c).await))
+    }
+
+    fn unlock_log(&self) {
+        let _ = self.call(move |s| s.run(async |c| pg_sql::unlock_log(c).await));
     }
 
     fn read(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
@@ -315,5 +372,14 @@ impl Store for PgStore {
 
     fn try_lead(&self) -> Result<bool, StoreError> {
         self.call(Session::try_lead)
+    }
+
+    fn advertise_leader(&self, api: &str, instance: &str) -> Result<bool, StoreError> {
+        let (api, instance) = (api.to_owned(), instance.to_owned());
+        self.call(move |s| s.advertise_leader(&api, &instance))
+    }
+
+    fn leader(&self) -> Result<Option<LeaderRecord>, StoreError> {
+        self.call(move |s| s.run(async |c| pg_sql::leader(c).await))
     }
 }

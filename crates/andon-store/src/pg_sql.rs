@@ -7,11 +7,16 @@ use tokio_postgres::{Client, Row};
 
 use crate::StoreError;
 use crate::migrations;
-use crate::store::{NewRow, TokenRecord, check_import, decode, now_ms, parse_role, to_i64};
+use crate::store::{
+    LeaderRecord, NewRow, TokenRecord, check_import, decode, now_ms, parse_role, to_i64,
+};
 
 /// Serializes migrators across processes (transaction-scoped advisory lock;
 /// any fixed number distinct from the leadership key).
 const MIGRATION_LOCK_KEY: i64 = 0x6164_6f6e_0001;
+
+/// Serializes deciders across servers (see `Store::lock_log`).
+const LOG_LOCK_KEY: i64 = 0x6164_6f6e_0002;
 
 /// Milliseconds since the epoch by the database's clock.
 const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
@@ -58,8 +63,11 @@ pub(crate) async fn migrate(c: &mut Client) -> Result<(), StoreError> {
     tx.commit().await.map_err(pg)
 }
 
+/// Appends `rows`; with `expected`, only if the log's last seq is still that
+/// (checked under the table lock, so no other append can slip in between).
 pub(crate) async fn append(
     c: &mut Client,
+    expected: Option<u64>,
     actor: &str,
     rows: Vec<NewRow>,
 ) -> Result<Vec<Envelope>, StoreError> {
@@ -76,6 +84,11 @@ pub(crate) async fn append(
         .await
         .map_err(pg)?;
     let (last, at_ms): (i64, i64) = (col(&head, 0, "events")?, col(&head, 1, "events")?);
+    let found = u64::try_from(last).unwrap_or(0);
+    if let Some(expected) = expected.filter(|e| *e != found) {
+        // Dropping `tx` rolls back and releases the table lock.
+        return Err(StoreError::LogMoved { expected, found });
+    }
     let insert = tx
         .prepare(
             "INSERT INTO events (seq, at_ms, actor, type, run_id, body)
@@ -340,4 +353,52 @@ pub(crate) async fn secret_scopes(c: &mut Client) -> Result<Vec<String>, StoreEr
         .await
         .map_err(pg)?;
     rows.iter().map(|r| col(r, 0, "secrets")).collect()
+}
+
+pub(crate) async fn advertise_leader(
+    c: &Client,
+    api: &str,
+    instance: &str,
+) -> Result<(), StoreError> {
+    c.execute(
+        &format!(
+            "INSERT INTO leader (id, api, instance, since_ms) VALUES (1, $1, $2, {DB_NOW_MS})
+             ON CONFLICT (id) DO UPDATE SET
+                 api = excluded.api, instance = excluded.instance,
+                 since_ms = excluded.since_ms"
+        ),
+        &[&api, &instance],
+    )
+    .await
+    .map(|_| ())
+    .map_err(pg)
+}
+
+pub(crate) async fn leader(c: &mut Client) -> Result<Option<LeaderRecord>, StoreError> {
+    let row = c
+        .query_opt("SELECT api, instance, since_ms FROM leader WHERE id = 1", &[])
+        .await
+        .map_err(pg)?;
+    row.map(|r| {
+        Ok(LeaderRecord {
+            api: col(&r, 0, "leader")?,
+            instance: col(&r, 1, "leader")?,
+            since_ms: col(&r, 2, "leader")?,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) async fn lock_log(c: &mut Client) -> Result<(), StoreError> {
+    c.query_one("SELECT pg_advisory_lock($1)", &[&LOG_LOCK_KEY])
+        .await
+        .map(|_| ())
+        .map_err(pg)
+}
+
+pub(crate) async fn unlock_log(c: &mut Client) -> Result<(), StoreError> {
+    c.query_one("SELECT pg_advisory_unlock($1)", &[&LOG_LOCK_KEY])
+        .await
+        .map(|_| ())
+        .map_err(pg)
 }

@@ -41,7 +41,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::crypto::SecretKey;
 use crate::migrations;
-use crate::store::{NewRow, TokenRecord, check_import, decode, now_ms, parse_role, to_i64};
+use crate::store::{
+    LeaderRecord, NewRow, TokenRecord, check_import, decode, now_ms, parse_role, to_i64,
+};
 use crate::{Event, Store, StoreError};
 
 /// Name of the leadership lock file inside the data directory.
@@ -206,8 +208,15 @@ fn migrate(conn: &mut Connection, busy_ms: u64) -> Result<(), StoreError> {
     tx.commit().map_err(err)
 }
 
-impl Store for SqliteStore {
-    fn append(&self, actor: &str, events: Vec<Event>) -> Result<Vec<Envelope>, StoreError> {
+impl SqliteStore {
+    /// Appends under the write lock (`BEGIN IMMEDIATE`), first checking the
+    /// last seq against `expected` when given.
+    fn append_checked(
+        &self,
+        expected: Option<u64>,
+        actor: &str,
+        events: Vec<Event>,
+    ) -> Result<Vec<Envelope>, StoreError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -220,6 +229,10 @@ impl Store for SqliteStore {
         let last: i64 = tx
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))
             .map_err(|e| self.err(e))?;
+        let found = u64::try_from(last).unwrap_or(0);
+        if let Some(expected) = expected.filter(|e| *e != found) {
+            return Err(StoreError::LogMoved { expected, found });
+        }
         let at_ms = now_ms();
         {
             let mut insert = tx
@@ -248,6 +261,27 @@ impl Store for SqliteStore {
             })
             .collect())
     }
+}
+
+impl Store for SqliteStore {
+    fn append(&self, actor: &str, events: Vec<Event>) -> Result<Vec<Envelope>, StoreError> {
+        self.append_checked(None, actor, events)
+    }
+
+    fn append_after(
+        &self,
+        expected_last: u64,
+        actor: &str,
+        events: Vec<Event>,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        self.append_checked(Some(expected_last), actor, events)
+    }
+
+    fn lock_log(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn unlock_log(&self) {}
 
     fn read(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
         self.query_envelopes(
@@ -454,6 +488,44 @@ impl Store for SqliteStore {
             Err((_, Errno::EWOULDBLOCK)) => Ok(false),
             Err((_, errno)) => Err(StoreError::io(&path, std::io::Error::from(errno))),
         }
+    }
+
+    fn advertise_leader(&self, api: &str, instance: &str) -> Result<bool, StoreError> {
+        let leading = self
+            .leader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        if !leading {
+            return Ok(false);
+        }
+        self.conn()
+            .execute(
+                "INSERT INTO leader (id, api, instance, since_ms) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET
+                     api = excluded.api, instance = excluded.instance,
+                     since_ms = excluded.since_ms",
+                params![api, instance, now_ms()],
+            )
+            .map(|_| true)
+            .map_err(|e| self.err(e))
+    }
+
+    fn leader(&self) -> Result<Option<LeaderRecord>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT api, instance, since_ms FROM leader WHERE id = 1",
+                [],
+                |r| {
+                    Ok(LeaderRecord {
+                        api: r.get(0)?,
+                        instance: r.get(1)?,
+                        since_ms: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
     }
 }
 

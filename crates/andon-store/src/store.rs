@@ -22,6 +22,33 @@ pub trait Store: Send + Sync + 'static {
     /// returns: a kill -9 right after loses nothing. An empty batch is a no-op.
     fn append(&self, actor: &str, events: Vec<Event>) -> Result<Vec<Envelope>, StoreError>;
 
+    /// [`Store::append`], but only if the log's last seq is still
+    /// `expected_last`; otherwise nothing is written and the answer is
+    /// [`StoreError::LogMoved`]. Servers sharing a store decide events
+    /// (next run id, next deploy id) from their fold of the log: this makes
+    /// the decision and the write one atomic step, so the log never holds
+    /// two decisions made from the same prefix.
+    fn append_after(
+        &self,
+        expected_last: u64,
+        actor: &str,
+        events: Vec<Event>,
+    ) -> Result<Vec<Envelope>, StoreError>;
+
+    /// Serialises deciders across servers: between `lock_log` and
+    /// [`Store::unlock_log`], no other handle's `lock_log` returns. A server
+    /// takes it around "fold the log to its end, decide, `append_after`",
+    /// so its decision is made from the whole log and its conditional
+    /// append cannot be refused. On PostgreSQL a session advisory lock
+    /// (released by the database if the session dies); on SQLite a no-op,
+    /// as one server owns the file. Hold it for milliseconds: every other
+    /// decider in the cluster waits.
+    fn lock_log(&self) -> Result<(), StoreError>;
+
+    /// Releases [`Store::lock_log`]. Errors are ignored by design: a lost
+    /// session has released the lock already.
+    fn unlock_log(&self);
+
     /// Events with `seq > after`, ascending, at most `limit` of them.
     fn read(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError>;
 
@@ -69,8 +96,32 @@ pub trait Store: Send + Sync + 'static {
 
     /// Leader election between servers sharing a store: true if this handle
     /// holds (or just took) the leadership, which it keeps until dropped.
-    /// Cheap enough to call every few seconds.
+    /// Cheap enough to call every few seconds. On PostgreSQL it also checks
+    /// that the session holding the lock is still alive: `false` after
+    /// `true` means the leadership was lost.
     fn try_lead(&self) -> Result<bool, StoreError>;
+
+    /// Records where the leader serves its API, for followers to forward
+    /// leader-only requests to. Written only while this handle leads
+    /// (through the session that holds the lock on PostgreSQL): false, and
+    /// nothing written, otherwise.
+    fn advertise_leader(&self, api: &str, instance: &str) -> Result<bool, StoreError>;
+
+    /// The last leader's record. It may name a leader that has since died:
+    /// callers treat it as a hint and check [`Store::try_lead`] for themselves.
+    fn leader(&self) -> Result<Option<LeaderRecord>, StoreError>;
+}
+
+/// Where the (last known) leader serves, from [`Store::leader`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderRecord {
+    /// Base URL of its HTTP API, as it advertises it (`--advertise`).
+    pub api: String,
+    /// Its instance id (`ANDON_INSTANCE` of its job processes), so a
+    /// successor on the same machine can end the jobs it left behind.
+    pub instance: String,
+    /// When it took the leadership, by the database's clock.
+    pub since_ms: i64,
 }
 
 /// An API token as stored. The secret itself is never stored, only its hash.

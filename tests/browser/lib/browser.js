@@ -9,7 +9,9 @@ import { chromium } from "playwright-core";
 import { ROOT } from "./server.js";
 
 export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-export const SHOTS = path.join(ROOT, "target", "screenshots");
+/** CI keeps this directory as an artifact (docs/dashboard.md lists it). */
+export const ARTIFACTS = process.env.ANDON_ARTIFACTS || path.join(ROOT, "target", "ci-artifacts");
+export const SHOTS = path.join(ARTIFACTS, "screenshots");
 
 export async function openBrowser({ colorScheme = "light", width = 1440, height = 900 } = {}) {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "andon-chromium-"));

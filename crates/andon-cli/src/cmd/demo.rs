@@ -230,6 +230,38 @@ impl Demo {
     }
 }
 
+/// A script that ends what `--keep` left running: every process whose
+/// command line names the demo's data directory (the server, its router)
+/// or that runs inside it (the service's instances), then the directory.
+/// Matching on the data directory, not the demo's root, spares a shell the
+/// user opened in the root.
+fn stop_script(root: &Path) -> String {
+    let data = root.join("data");
+    format!(
+        r#"#!/bin/sh
+# Stops what `andon demo --keep` left running, then removes {root}.
+data='{data}'
+ours() {{
+  for p in /proc/[0-9]*; do
+    pid=${{p#/proc/}}
+    [ "$pid" = "$$" ] && continue
+    cmd=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) || continue
+    cwd=$(readlink "$p/cwd" 2>/dev/null)
+    case "$cmd|$cwd/" in *"$data"/*|*"$data "*) echo "$pid" ;; esac
+  done
+}}
+for pid in $(ours); do kill "$pid" 2>/dev/null; done
+i=0
+while [ -n "$(ours)" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+for pid in $(ours); do kill -9 "$pid" 2>/dev/null; done
+rm -rf '{root}'
+echo "andon demo stopped and {root} removed"
+"#,
+        root = root.display(),
+        data = data.display(),
+    )
+}
+
 fn step(s: &str) {
     println!("  {} {s}", ui::dim("•"));
 }
@@ -273,6 +305,10 @@ pub(crate) async fn run(keep: bool, dir: Option<PathBuf>, port: u16) -> Result<E
         http: reqwest::Client::builder().no_proxy().build()?,
         repo: repo.clone(),
     };
+    let stop_path = root.join("stop.sh");
+    if keep {
+        std::fs::write(&stop_path, stop_script(&root))?;
+    }
     let result = drive(&demo, router_port).await;
     let summary = summarize(&demo, port, router_port).await;
     let failed = result.is_err() || summary.is_err();
@@ -295,7 +331,8 @@ pub(crate) async fn run(keep: bool, dir: Option<PathBuf>, port: u16) -> Result<E
                 started.elapsed().as_secs_f64(),
                 if keep {
                     format!(
-                        "; everything is still running. Dashboard: http://127.0.0.1:{port}/ (token {TOKEN}); traffic: http://127.0.0.1:{router_port}/"
+                        "; everything is still running.\n  dashboard: http://127.0.0.1:{port}/ (token {TOKEN})\n  traffic:   http://127.0.0.1:{router_port}/\n  stop it:   sh {}",
+                        stop_path.display()
                     )
                 } else {
                     String::new()
@@ -309,6 +346,9 @@ pub(crate) async fn run(keep: bool, dir: Option<PathBuf>, port: u16) -> Result<E
         }
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("server log: {}", root.join("server.log").display());
+            if keep {
+                eprintln!("stop what is still running: sh {}", stop_path.display());
+            }
             Err(e)
         }
     }

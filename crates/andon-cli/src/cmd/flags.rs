@@ -29,7 +29,9 @@ pub(crate) enum FlagsCmd {
         #[command(flatten)]
         remote: Remote,
     },
-    /// Show a flag: its definition, scheduled changes and audit history.
+    /// Show a flag: its definition, guarded rollouts, scheduled changes and
+    /// audit history.
+    #[command(alias = "show")]
     Get {
         key: String,
         #[arg(long)]
@@ -96,6 +98,39 @@ pub(crate) enum FlagsCmd {
         /// 0 to 100.
         #[arg(long)]
         percentage: f64,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Start (or restart) a guarded rollout: the rollout goes through the
+    /// steps, each held for `--every` and judged (error rate of users on the
+    /// new variant against the others, anytime-valid); harm turns it back.
+    /// Without --steps the ramp declared in the flag starts over. --stop
+    /// stops a running one where it is.
+    Ramp {
+        key: String,
+        #[arg(long)]
+        environment: String,
+        /// Rollout percentages, e.g. 1,5,25,100.
+        #[arg(long, value_delimiter = ',', num_args = 1..)]
+        steps: Vec<f64>,
+        /// How long each step lasts at least: 30s, 10m, 1h.
+        #[arg(long, default_value = "10m")]
+        every: String,
+        /// Outcomes the new variant needs in a step before it advances.
+        #[arg(long)]
+        min_outcomes: Option<u64>,
+        /// The judge's level (chance of turning back a variant that is not worse).
+        #[arg(long)]
+        alpha: Option<f64>,
+        /// The project that gets the incident (and notifications) if it is turned back.
+        #[arg(long)]
+        project: Option<String>,
+        /// Stop the running ramp instead.
+        #[arg(long)]
+        stop: bool,
         /// Why (kept in the audit log).
         #[arg(long)]
         reason: String,
@@ -178,8 +213,73 @@ pub(crate) async fn run(cmd: FlagsCmd) -> Result<ExitCode> {
             println!("{key} in {environment}: {before} -> {percentage}%");
             Ok(ExitCode::SUCCESS)
         }
+        FlagsCmd::Ramp {
+            key,
+            environment,
+            steps,
+            every,
+            min_outcomes,
+            alpha,
+            project,
+            stop,
+            reason,
+            remote,
+        } => {
+            let mut body = json!({"environment": environment, "stop": stop, "reason": reason});
+            if !steps.is_empty() {
+                let mut plan = json!({"steps": steps, "every": every});
+                if let Some(m) = min_outcomes {
+                    plan["min_outcomes"] = json!(m);
+                }
+                if let Some(a) = alpha {
+                    plan["alpha"] = json!(a);
+                }
+                if let Some(p) = project {
+                    plan["project"] = json!(p);
+                }
+                body["ramp"] = plan;
+            }
+            let v: Value = Client::new(&remote)?
+                .post(&format!("/api/v1/flags/{}/ramp", segment(&key)), &body)
+                .await?;
+            println!("{}", v["message"].as_str().unwrap_or("done"));
+            Ok(ExitCode::SUCCESS)
+        }
         FlagsCmd::Stale { days, json, remote } => stale(&remote, days, json).await,
     }
+}
+
+/// `ramp running, step 2/4 (5%) of [1, 5, 25, 100] every 10m`.
+fn ramp_line(r: &Value) -> String {
+    let steps: Vec<String> = r["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| format!("{p}%"))
+        .collect();
+    let plan = format!("{} every {}", steps.join(" -> "), r["every"].as_str().unwrap_or("?"));
+    let st = &r["state"];
+    let Some(status) = st["status"].as_str() else {
+        return format!("ramp {plan} (not started: the flag is off here)");
+    };
+    let step = st["step"].as_u64().unwrap_or(0) as usize;
+    let at = steps.get(step).cloned().unwrap_or_default();
+    let status = match status {
+        "running" => ui::yellow("running"),
+        "completed" => ui::green("completed"),
+        "rolled_back" => ui::red("turned back"),
+        other => other.to_string(),
+    };
+    let mut line = format!(
+        "ramp {status}, step {}/{} ({at}) of {plan}, started {}",
+        step + 1,
+        steps.len(),
+        ago(st["started_ms"].as_i64())
+    );
+    if let Some(d) = st["detail"].as_str() {
+        line.push_str(&format!("\n      {d}"));
+    }
+    line
 }
 
 fn print_json(v: &Value) {
@@ -287,6 +387,12 @@ async fn get(remote: &Remote, key: &str, json: bool) -> Result<ExitCode> {
         };
         let rules = e["rules"].as_array().map_or(0, Vec::len);
         println!("  {name}: {state}, {rules} rule(s)");
+        if e["ramp"].is_object() {
+            println!("    {}", ramp_line(&e["ramp"]));
+            if let Some(note) = v["guard"][name.as_str()].as_str() {
+                println!("      {} {note}", ui::dim("judge:"));
+            }
+        }
     }
     for p in v["schedule"].as_array().into_iter().flatten() {
         println!(

@@ -116,15 +116,45 @@ pub(crate) async fn run(
     });
     let executor = andon_runner::LocalExecutor;
     andon_runner::run_pipeline(spec, &executor, &artifacts, observer, cancel).await;
-    drop(checkout);
-    let _ = std::fs::remove_dir_all(&work);
     let run = progress.finish();
+    checkout.release();
+    discard(&data, &work);
     history.record(&data, &run);
     Ok(if run.status == RunStatus::Passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Moves a finished run's work directory to the trash and empties the trash
+/// in a detached process. On a busy disk, deleting the checkout and hundreds
+/// of per-job directories took longer than running trivial jobs, and nobody
+/// needs to wait for it; a run cut short leaves the trash for the next one.
+fn discard(data: &Path, work: &Path) {
+    let trash = data.join("trash");
+    let moved = work
+        .file_name()
+        .map(|name| trash.join(name))
+        .filter(|to| std::fs::create_dir_all(&trash).is_ok() && std::fs::rename(work, to).is_ok());
+    if moved.is_none() {
+        let _ = andon_runner::git::remove_tree(work);
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    // Its own process group: a Ctrl-C in the shell after we exit must not
+    // stop it half-way (the next run would finish the job anyway).
+    let spawned = std::process::Command::new("sh")
+        .args(["-c", r#"chmod -R u+w -- "$1" 2>/dev/null; rm -rf -- "$1""#, "sh"])
+        .arg(&trash)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn();
+    if spawned.is_err() {
+        let _ = andon_runner::git::remove_tree(&trash);
+    }
 }
 
 fn unix_ms() -> u128 {

@@ -1,9 +1,12 @@
 //! One module per command family.
 
+mod agent;
 mod demo;
+mod env;
 mod flags;
 mod flow;
 mod local;
+mod migrate;
 mod procs;
 mod release;
 mod remote;
@@ -16,7 +19,9 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
 
+pub(crate) use env::EnvCmd;
 pub(crate) use flags::FlagsCmd;
+pub(crate) use migrate::MigrateArgs;
 pub(crate) use flow::{BoardArgs, CardCmd, HookCmd, MetricsArgs};
 
 pub(crate) async fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -33,9 +38,10 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<ExitCode> {
             data,
             listen,
             store,
+            advertise,
             parallelism,
             router,
-        } => procs::server(data, listen, store, parallelism, router).await,
+        } => procs::server(data, listen, store, advertise, parallelism, router).await,
         Command::Router {
             data,
             listen,
@@ -44,6 +50,22 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => procs::router(data, listen, admin, admin_token).await,
         Command::Demo { keep, dir, port } => demo::run(keep, dir, port).await,
         Command::SampleService { .. } => Ok(ExitCode::SUCCESS),
+        Command::Agent {
+            labels,
+            name,
+            work,
+            jobs,
+            remote,
+        } => {
+            agent::run(agent::AgentArgs {
+                remote,
+                labels,
+                name,
+                work,
+                jobs,
+            })
+            .await
+        }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "andon", &mut std::io::stdout());
@@ -58,6 +80,11 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<ExitCode> {
         | Command::Envs { .. }
         | Command::Deploys { .. }) => release::dispatch(cmd).await,
         Command::Flags(cmd) => flags::run(cmd).await,
+        Command::MigrateStore(args) => {
+            // Blocking store calls: off the async workers.
+            tokio::task::spawn_blocking(move || migrate::run(args)).await?
+        }
+        Command::Env(cmd) => env::run(cmd).await,
         Command::Metrics(a) => flow::metrics(a).await,
         Command::Board(a) => flow::board(a).await,
         Command::Card(cmd) => flow::card(cmd).await,

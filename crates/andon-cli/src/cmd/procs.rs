@@ -48,6 +48,7 @@ pub(crate) async fn server(
     data: PathBuf,
     listen: SocketAddr,
     store: Option<String>,
+    advertise: Option<String>,
     parallelism: Option<usize>,
     router: RouterArgs,
 ) -> Result<ExitCode> {
@@ -74,6 +75,7 @@ pub(crate) async fn server(
         )
     })?;
     let addr = listener.local_addr().unwrap_or(listen);
+    server.advertise(advertise.unwrap_or_else(|| format!("http://{addr}")));
     if let Some(token) = &server.first_admin_token {
         // Printed once, on first start: the store keeps only its hash.
         println!("admin token (shown once, keep it safe): {token}");

@@ -15,7 +15,7 @@ use crate::ui;
 /// The project a command is about: the flag, else `project:` in
 /// ./andon.yaml, else the current directory's name — the same rule the
 /// config uses.
-fn project_name(arg: &ProjectArg) -> Result<String> {
+pub(crate) fn project_name(arg: &ProjectArg) -> Result<String> {
     if let Some(p) = &arg.project {
         return Ok(p.clone());
     }

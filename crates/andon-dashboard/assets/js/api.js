@@ -104,6 +104,7 @@ export async function request(method, path, { body, signal, text = false } = {})
 
 export const get = (path, opts) => request("GET", path, opts);
 export const post = (path, body, opts) => request("POST", path, { ...opts, body });
+export const put = (path, body, opts) => request("PUT", path, { ...opts, body });
 
 /** The fetch() Response itself, for streams; same checks as request(). */
 export async function open(path, { signal, headers = {} } = {}) {

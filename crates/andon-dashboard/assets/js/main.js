@@ -17,6 +17,8 @@ import { flagsPage } from "./pages/flags.js";
 import { boardPage } from "./pages/board.js";
 import { metricsPage } from "./pages/metrics.js";
 import { incidentsPage } from "./pages/incidents.js";
+import { incidentPage } from "./pages/incident.js";
+import { flagPage } from "./pages/flag.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -95,7 +97,9 @@ const projectPages = {
 function parse(hash) {
   const parts = hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
   if (parts[0] === "login") return { name: "login" };
+  if (parts[0] === "flags" && parts[1]) return { name: "flag", key: parts[1] };
   if (parts[0] === "flags") return { name: "flags" };
+  if (parts[0] === "incidents" && parts[1]) return { name: "incident", id: Number(parts[1]) };
   if (parts[0] === "p" && parts[1]) return { name: parts[2] || "stream", project: parts[1] };
   if (parts[0] === "runs" && parts[1]) return { name: "run", id: Number(parts[1]), job: parts[2] || null };
   if (parts[0] === "deploys" && parts[1]) return { name: "deploy", id: Number(parts[1]) };
@@ -107,7 +111,7 @@ function renderNav(route = parse(location.hash)) {
   const link = (href, text, active) =>
     h("a", { href, class: ["nav-link", active && "active"], "aria-current": active ? "page" : null }, text);
   const items = [link("#/", "Projects", cur === "projects")];
-  if (ctx.features.flags && getToken()) items.push(link("#/flags", "Flags", cur === "flags"));
+  if (ctx.features.flags && getToken()) items.push(link("#/flags", "Flags", cur === "flags" || cur === "flag"));
   const p = ctx.project;
   const pick = h("select", { class: "project-pick", "aria-label": "Project" },
     ctx.projects.length ? null : h("option", { value: "" }, "no projects"),
@@ -116,7 +120,7 @@ function renderNav(route = parse(location.hash)) {
   if (p && getToken()) {
     for (const [key, def] of Object.entries(projectPages)) {
       if (def.feature && !ctx.features[def.feature]) continue;
-      projectItems.push(link(`#/p/${seg(p)}/${key}`, def.title, cur === key || (key === "runs" && cur === "run") || (key === "envs" && cur === "deploy")));
+      projectItems.push(link(`#/p/${seg(p)}/${key}`, def.title, cur === key || (key === "runs" && cur === "run") || (key === "envs" && cur === "deploy") || (key === "incidents" && cur === "incident")));
     }
   }
   pick.addEventListener("change", () => {
@@ -153,6 +157,8 @@ function show(route, { focus }) {
     } else if (route.name === "projects") view = projectsPage(ctx);
     else if (route.name === "run") view = runPage(ctx, route);
     else if (route.name === "flags" && ctx.features.flags) view = flagsPage(ctx);
+    else if (route.name === "flag" && ctx.features.flags) view = flagPage(ctx, route);
+    else if (route.name === "incident" && ctx.features.incidents) view = incidentPage(ctx, route);
     else if (route.name === "deploy") view = deployPage(ctx, route);
     else if (projectPages[route.name]) {
       const def = projectPages[route.name];

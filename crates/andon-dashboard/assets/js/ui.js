@@ -53,8 +53,10 @@ export function toast(message, kind = "info") {
  * (in `out`, an element with role=alert), never hidden or guessed here.
  * `confirm` asks for a second click within five seconds. `body` may be a
  * function, called at click time (for values typed next to the button).
+ * `call`, instead of `path`, is an async function doing the requests
+ * itself (a read-modify-write such as a flag toggle).
  */
-export function actionButton({ text, label: name, method = "POST", path, body, confirm, out, kind = "", onDone }) {
+export function actionButton({ text, label: name, method = "POST", path, body, call, confirm, out, kind = "", onDone }) {
   // `name` (aria-label and messages) for buttons whose text is a symbol.
   const what = name || text;
   const btn = h("button", { type: "button", class: ["btn", kind], "aria-label": name || null }, text);
@@ -63,10 +65,14 @@ export function actionButton({ text, label: name, method = "POST", path, body, c
     if (confirm && Date.now() - armed > 5000) {
       armed = Date.now();
       btn.textContent = confirm;
+      // The accessible name follows the text, or a labelled button would
+      // still announce the first step.
+      if (name) btn.setAttribute("aria-label", confirm);
       btn.classList.add("armed");
       setTimeout(() => {
         if (Date.now() - armed >= 5000) {
           btn.textContent = text;
+          if (name) btn.setAttribute("aria-label", name);
           btn.classList.remove("armed");
         }
       }, 5100);
@@ -74,12 +80,15 @@ export function actionButton({ text, label: name, method = "POST", path, body, c
     }
     armed = 0;
     btn.textContent = text;
+    if (name) btn.setAttribute("aria-label", name);
     btn.classList.remove("armed");
     btn.disabled = true;
     btn.setAttribute("aria-busy", "true");
     if (out) out.replaceChildren();
     try {
-      const res = await request(method, path, { body: typeof body === "function" ? body() : body });
+      const res = call
+        ? await call()
+        : await request(method, path, { body: typeof body === "function" ? body() : body });
       if (out) out.replaceChildren(h("div", { class: "alert ok" }, `${what}: accepted`));
       else toast(`${what}: accepted`, "ok");
       if (onDone) onDone(res);

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use crate::env::EnvState;
 use crate::groups::role;
+use crate::prometheus::PromWatch;
 use crate::release::{Halt, Held, Release, first};
 use crate::routes::{BASELINE, CANARY, STABLE};
 
@@ -74,11 +75,13 @@ struct Watch {
     compare: bool,
     origin: (VersionStats, VersionStats),
     last: Option<Outcome>,
+    /// The `judge.prometheus` rules, asked beside the counters.
+    prom: Option<PromWatch>,
 }
 
 impl Watch {
     async fn counters(rel: &Release, compare: bool) -> Option<(VersionStats, VersionStats)> {
-        let stats = match rel.inner.routes.api().stats().await {
+        let stats = match rel.inner.traffic(&rel.slot.service).stats().await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the router's counters; the judge waits");
@@ -101,8 +104,17 @@ impl Watch {
         Some((canary, baseline))
     }
 
+    /// Whether a step must not end by itself: a Prometheus rule could not
+    /// be read, so the evidence is incomplete.
+    fn inconclusive(&self) -> bool {
+        self.prom.as_ref().is_some_and(PromWatch::inconclusive)
+    }
+
     /// One scrape, one verdict; `Err` on a Fail.
     async fn look(&mut self, rel: &Release) -> Result<(), Halt> {
+        if let Some(prom) = &mut self.prom {
+            prom.look(rel).await?;
+        }
         if self.judge.is_none() {
             return Ok(());
         }
@@ -168,11 +180,20 @@ pub(super) async fn run(
     rel.smoke(CANARY, c).await?;
 
     let origin = Watch::counters(rel, compare).await.unwrap_or_default();
+    let (version, stable_version) = (rel.req.version.to_string(), stable.version.to_string());
+    let vars = [
+        ("version", version.as_str()),
+        ("stable", stable_version.as_str()),
+        ("environment", rel.slot.environment.as_str()),
+        ("project", rel.slot.project.as_str()),
+    ];
+    let prom = rules.as_ref().and_then(|r| PromWatch::new(r, &vars));
     let mut watch = Watch {
         judge,
         compare,
         origin,
         last: None,
+        prom,
     };
     for step in steps {
         if step.weight >= 100 {
@@ -230,7 +251,7 @@ async fn hold_step(rel: &mut Release, watch: &mut Watch, step: &CanaryStep) -> R
         }
         last = now;
         if held >= duration {
-            if step.pause && !gated {
+            if (step.pause || watch.inconclusive()) && !gated {
                 gated = true;
                 rel.ctl.send_modify(|c| c.paused = true);
                 rel.emit(Event::DeployPaused {

@@ -96,7 +96,7 @@ impl Release {
             // Nothing to go back to (a first release failed): no routes.
             if let Err(e) = self
                 .inner
-                .routes
+                .traffic(&self.slot.service)
                 .set(&self.slot.service, None, &self.reach)
                 .await
             {

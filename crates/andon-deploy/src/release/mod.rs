@@ -62,7 +62,7 @@ pub(crate) async fn start(inner: &Arc<Inner>, req: DeployRequest) -> Result<(), 
         return Err(DeployError::ShuttingDown);
     }
     let env = &req.environment;
-    let Target::Process(target) = &env.target else {
+    let Some(target) = &crate::runtime::as_process(&env.target) else {
         return Err(DeployError::UnsupportedTarget {
             environment: env.name.clone(),
         });
@@ -77,7 +77,9 @@ pub(crate) async fn start(inner: &Arc<Inner>, req: DeployRequest) -> Result<(), 
             name: name.clone(),
         });
     }
-    if !inner.artifacts.has(&req.version) {
+    if matches!(env.target, Target::Container(_)) {
+        inner.check_image(&req.version).await?;
+    } else if !inner.artifacts.has(&req.version) {
         return Err(andon_artifacts::Error::NotFound(req.version).into());
     }
     if let Some(rules) = &env.judge {
@@ -117,7 +119,7 @@ pub(crate) async fn start(inner: &Arc<Inner>, req: DeployRequest) -> Result<(), 
 
 async fn run(inner: Arc<Inner>, slot: Arc<EnvSlot>, req: DeployRequest, ctl: watch::Sender<Ctl>) {
     let mut st = slot.state.lock().await;
-    let Target::Process(target) = req.environment.target.clone() else {
+    let Some(target) = crate::runtime::as_process(&req.environment.target) else {
         return;
     };
     if let Some(stable) = &st.stable
@@ -132,9 +134,11 @@ async fn run(inner: Arc<Inner>, slot: Arc<EnvSlot>, req: DeployRequest, ctl: wat
     // A new release ends the previous rollback window.
     crate::rollback::end_warm(&inner, &slot, &mut st, true).await;
     st.config = Some(req.environment.clone());
+    inner.bind_traffic(&slot.service, &req.environment.traffic);
     let launch = Arc::new(LaunchSpec {
         target: target.clone(),
         secrets: req.secrets.clone(),
+        container: crate::runtime::container_of(&req.environment.target),
     });
     let mut rel = Release {
         reach: Reach::of(&req.environment),
@@ -268,7 +272,8 @@ impl Release {
             .map_err(Halt::Error)
     }
 
-    /// Runs the smoke test (if any) against `role`, through the router.
+    /// Runs the smoke test (if any) against `role`, through the router
+    /// (with HAProxy traffic: against one of its instances).
     pub(crate) async fn smoke(&self, role: &str, idx: usize) -> Result<(), Halt> {
         let Some(command) = self.env().judge.as_ref().and_then(|j| j.smoke.clone()) else {
             return Ok(());
@@ -279,15 +284,19 @@ impl Release {
             .first()
             .map(|i| i.ident.dir.clone())
             .unwrap_or_else(|| self.inner.cfg.data_dir.clone());
-        smoke::run(
-            &command,
-            &dir,
-            &self.inner.cfg.router_url,
-            role,
-            smoke::SMOKE_TIMEOUT,
-        )
-        .await
-        .map_err(Halt::Smoke)
+        // HAProxy has no header that forces a version: the script is
+        // given one instance of the new version directly.
+        let url = match &self.env().traffic {
+            andon_config::Traffic::Router => self.inner.cfg.router_url.clone(),
+            andon_config::Traffic::Haproxy(_) => self
+                .group(idx)
+                .instances
+                .first()
+                .map_or_else(String::new, |i| format!("http://{}", i.ident.addr)),
+        };
+        smoke::run(&command, &dir, &url, role, smoke::SMOKE_TIMEOUT)
+            .await
+            .map_err(Halt::Smoke)
     }
 
     /// `Err(Abort)` when aborted; `Promoted` when promote was asked.

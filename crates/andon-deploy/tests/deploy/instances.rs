@@ -63,7 +63,7 @@ async fn an_edited_instance_is_reported_as_drift_once() {
     assert!(
         victim
             .dir
-            .starts_with(h.data().join("instances/production"))
+            .starts_with(h.data().join("instances/shop/production"))
     );
     std::fs::write(
         victim.dir.join("app/release.env"),

@@ -108,7 +108,10 @@ async fn a_new_controller_adopts_stable_kills_the_canary_and_rolls_back() {
             event: e,
         });
     }
-    assert_eq!(deploys.envs["production"].current_deploy, Some(2));
+    assert_eq!(
+        deploys.env("shop", "production").unwrap().current_deploy,
+        Some(2)
+    );
 
     let rec2 = Arc::new(Recorder::default());
     let ctl2 = controller(tmp.path(), &router.admin, &router.url, &store, rec2.clone());

@@ -162,12 +162,18 @@ pub(crate) struct Router {
 
 impl Router {
     pub(crate) async fn start(data: &Path) -> Router {
+        Router::start_with(data, None).await
+    }
+
+    /// A router whose admin API wants `token`.
+    pub(crate) async fn start_with(data: &Path, token: Option<&str>) -> Router {
         let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", proxy.local_addr().unwrap());
         let admin_url = format!("http://{}", admin.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let cfg = andon_router::RouterConfig::new(data);
+        let mut cfg = andon_router::RouterConfig::new(data);
+        cfg.admin_token = token.map(str::to_string);
         let task = tokio::spawn(async move {
             andon_router::run(cfg, proxy, admin, async {
                 let _ = rx.await;
@@ -204,11 +210,18 @@ pub(crate) struct Harness {
 
 impl Harness {
     pub(crate) async fn new() -> Harness {
+        Harness::new_with(None).await
+    }
+
+    /// A harness whose router's admin API wants `token`.
+    pub(crate) async fn new_with(token: Option<&str>) -> Harness {
         let tmp = tempfile::tempdir().unwrap();
-        let router = Router::start(&tmp.path().join("router")).await;
+        let router = Router::start_with(&tmp.path().join("router"), token).await;
         let store = ArtifactStore::open(&tmp.path().join("data/artifacts")).unwrap();
         let rec = Arc::new(Recorder::default());
-        let ctl = controller(tmp.path(), &router.admin, &router.url, &store, rec.clone());
+        let mut cfg = config(tmp.path(), &router.admin, &router.url);
+        cfg.router_token = token.map(str::to_string);
+        let ctl = Controller::new(cfg, store.clone(), rec.clone()).unwrap();
         Harness {
             tmp,
             router,
@@ -317,11 +330,15 @@ pub(crate) fn controller(
     store: &ArtifactStore,
     rec: Arc<Recorder>,
 ) -> Controller {
+    Controller::new(config(root, admin, url), store.clone(), rec).unwrap()
+}
+
+fn config(root: &Path, admin: &str, url: &str) -> ControllerConfig {
     let mut cfg = ControllerConfig::new(root.join("data"), admin, url);
     cfg.scrape_every = Duration::from_millis(100);
     cfg.stop_timeout = Duration::from_secs(5);
     cfg.drain_timeout = Duration::from_secs(5);
-    Controller::new(cfg, store.clone(), rec).unwrap()
+    cfg
 }
 
 /// An artifact `app/` holding `release.env` (`VERSION`, `ERROR_RATE`): the
@@ -344,6 +361,18 @@ pub(crate) fn environment(
     instances: u32,
     strategy: &str,
     judge: &str,
+) -> andon_config::Environment {
+    environment_with(name, instances, strategy, judge, "")
+}
+
+/// Like [`environment`], with more environment keys (`traffic: ...`),
+/// indented by four spaces.
+pub(crate) fn environment_with(
+    name: &str,
+    instances: u32,
+    strategy: &str,
+    judge: &str,
+    extra: &str,
 ) -> andon_config::Environment {
     let bin = sample_service();
     let yaml = format!(
@@ -368,6 +397,7 @@ environments:
     strategy:
 {strategy}
 {judge}
+{extra}
 "#,
         bin = bin.display()
     );

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Deployer};
 use crate::deploy::{config_at, target_secrets, trunk_config};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -134,7 +134,7 @@ fn resolve_artifact(
 }
 
 pub(crate) async fn deploy(
-    caller: Caller,
+    Deployer(caller): Deployer,
     State(state): State<Arc<AppState>>,
     Path((project, env_name)): Path<(String, String)>,
     Json(req): Json<DeployReq>,
@@ -173,13 +173,17 @@ pub(crate) async fn deploy(
                 names.join(", ")
             ))
         })?;
+    if crate::environments::is_template(&env) {
+        return Err(ApiError::Conflict(format!(
+            "`{env_name}` is a template for environments made on demand (its host has `{{name}}`): use `andon env up NAME --from REF`"
+        )));
+    }
     // Promotion order: the same bytes must have succeeded in the environment before.
     if let Some(after) = &env.after {
         let passed = state
             .read_views()
             .deploys
-            .envs
-            .get(after)
+            .env(&project, after)
             .is_some_and(|e| e.good_versions.iter().any(|v| *v == digest.to_string()));
         if !passed {
             let reason = format!(
@@ -196,8 +200,7 @@ pub(crate) async fn deploy(
     let stable = state
         .read_views()
         .deploys
-        .envs
-        .get(&env_name)
+        .env(&project, &env_name)
         .and_then(|e| e.stable.clone())
         .and_then(|s| s.parse().ok());
     let deploy_id = state.append_with(&caller.name, |views| {
@@ -267,7 +270,7 @@ fn refuse(
     Ok(())
 }
 
-fn strategy_name(s: &andon_config::Strategy) -> String {
+pub(crate) fn strategy_name(s: &andon_config::Strategy) -> String {
     match s {
         andon_config::Strategy::Recreate => "recreate",
         andon_config::Strategy::Rolling { .. } => "rolling",
@@ -279,7 +282,7 @@ fn strategy_name(s: &andon_config::Strategy) -> String {
 
 /// `promote`, `pause`, `resume`, `abort` on the release in flight.
 pub(crate) async fn command(
-    caller: Caller,
+    Deployer(caller): Deployer,
     State(state): State<Arc<AppState>>,
     Path((project, env, action)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
@@ -349,15 +352,17 @@ pub(crate) async fn environments(
 ) -> ApiResult<Json<Vec<Value>>> {
     let (_, cfg) = trunk_config(&state, &project).await?;
     let views = state.read_views();
-    Ok(Json(
-        cfg.environments
-            .iter()
-            .map(|e| env_json(e, views.deploys.envs.get(&e.name)))
-            .collect(),
-    ))
+    let mut out: Vec<Value> = cfg
+        .environments
+        .iter()
+        .map(|e| env_json(e, views.deploys.env(&project, &e.name)))
+        .collect();
+    // Environments made on demand (review apps) after the configured ones.
+    out.extend(crate::environments::on_demand_json(&state, &views, &project));
+    Ok(Json(out))
 }
 
-fn env_json(e: &andon_config::Environment, view: Option<&EnvView>) -> Value {
+pub(crate) fn env_json(e: &andon_config::Environment, view: Option<&EnvView>) -> Value {
     json!({
         "name": e.name,
         "after": e.after,

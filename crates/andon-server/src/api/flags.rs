@@ -21,11 +21,13 @@ use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::{Caller, now_ms};
+use crate::auth::{Caller, Developer, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::flags::edit::{Change, Done, change};
 use crate::flags::{Pending, Reader};
 use crate::state::AppState;
+
+mod ramp;
 
 /// Path words under `/flags/` that are endpoints, so never flag keys.
 const RESERVED: &[&str] = &[
@@ -59,6 +61,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/flags/{key}/kill", post(kill))
         .route("/flags/{key}/rollout", post(rollout))
         .route("/flags/{key}/schedule", post(schedule))
+        .route("/flags/{key}/ramp", post(ramp::ramp))
 }
 
 fn reason(r: &str) -> ApiResult<&str> {
@@ -177,6 +180,7 @@ async fn show(
         "schedule": fold.pending.get(&key).cloned().unwrap_or_default(),
         "history": history,
         "last_evaluated_ms": fold.last_evaluated.get(&key).cloned().unwrap_or_default(),
+        "guard": ramp::notes(&state, &key),
         "version": fold.version,
     })))
 }
@@ -277,12 +281,11 @@ struct PutFlag {
 }
 
 async fn put_flag(
-    caller: Caller,
+    Developer(caller): Developer,
     State(state): State<Arc<AppState>>,
     Path(key): Path<String>,
     Json(req): Json<PutFlag>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(Role::Developer)?;
     check_key("flag key", &key)?;
     let why = reason(&req.reason)?;
     let mut flag: Flag =
@@ -334,13 +337,12 @@ fn delete_reason(query: &ReasonBody, body: &Bytes) -> ApiResult<String> {
 }
 
 async fn delete_flag(
-    caller: Caller,
+    Developer(caller): Developer,
     State(state): State<Arc<AppState>>,
     Path(key): Path<String>,
     Query(q): Query<ReasonBody>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Developer)?;
     let why = delete_reason(&q, &body)?;
     let mut how = Change::by(&caller.name, &why, caller.environment.as_deref());
     how.conflict_on_invalid = true;
@@ -404,7 +406,7 @@ struct RolloutReq {
 }
 
 async fn rollout(
-    caller: Caller,
+    Developer(caller): Developer,
     State(state): State<Arc<AppState>>,
     Path(key): Path<String>,
     Json(req): Json<RolloutReq>,
@@ -416,6 +418,7 @@ async fn rollout(
         if !d.set.flags.contains_key(&key) {
             return Err(no_flag(&key));
         }
+        ramp::refuse_if_running(&d.set, &key, &req.environment)?;
         set_rollout_percentage(&mut d.set, &key, &req.environment, req.percentage)
             .map_err(|e| ApiError::BadRequest(e.to_string()))
     })?;
@@ -455,7 +458,7 @@ fn parse_at(at: &Value) -> ApiResult<i64> {
 }
 
 async fn schedule(
-    caller: Caller,
+    Developer(caller): Developer,
     State(state): State<Arc<AppState>>,
     Path(key): Path<String>,
     Json(req): Json<ScheduleReq>,
@@ -502,12 +505,11 @@ struct PutSegment {
 }
 
 async fn put_segment(
-    caller: Caller,
+    Developer(caller): Developer,
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     Json(req): Json<PutSegment>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(Role::Developer)?;
     check_key("segment name", &name)?;
     let why = reason(&req.reason)?;
     let seg: Segment = serde_json::from_value(req.segment)
@@ -525,13 +527,12 @@ async fn put_segment(
 }
 
 async fn delete_segment(
-    caller: Caller,
+    Developer(caller): Developer,
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     Query(q): Query<ReasonBody>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Developer)?;
     let why = delete_reason(&q, &body)?;
     let mut how = Change::by(&caller.name, &why, caller.environment.as_deref());
     how.conflict_on_invalid = true;
@@ -561,11 +562,10 @@ struct ApplyReq {
 /// Flags as code: the document is the whole truth. Flags and segments it
 /// does not name are removed; the answer lists every change either way.
 async fn apply(
-    caller: Caller,
+    Developer(caller): Developer,
     State(state): State<Arc<AppState>>,
     Json(req): Json<ApplyReq>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Developer)?;
     let why = if req.dry_run {
         "dry run".to_owned()
     } else {
@@ -629,7 +629,7 @@ struct ImportReq {
 /// Unleash import into one environment: imported flags replace their
 /// definition and that environment; their other environments stay.
 async fn import_unleash(
-    caller: Caller,
+    Developer(caller): Developer,
     State(state): State<Arc<AppState>>,
     Json(req): Json<ImportReq>,
 ) -> ApiResult<Json<Value>> {

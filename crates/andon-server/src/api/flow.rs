@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::{Caller, now_ms};
+use crate::auth::{Caller, Deployer, Developer, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -268,12 +268,11 @@ struct PostmortemReq {
 }
 
 async fn postmortem(
-    caller: Caller,
+    Developer(caller): Developer,
     State(state): State<Arc<AppState>>,
     Path(id): Path<u64>,
     Json(req): Json<PostmortemReq>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Developer)?;
     if state.read_views().flow.incidents.get(id).is_none() {
         return Err(no_incident(id));
     }
@@ -297,12 +296,11 @@ struct ResolveReq {
 }
 
 async fn resolve(
-    caller: Caller,
+    Deployer(caller): Deployer,
     State(state): State<Arc<AppState>>,
     Path(id): Path<u64>,
     Json(req): Json<ResolveReq>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Deployer)?;
     let open = {
         let views = state.read_views();
         let inc = views
@@ -387,12 +385,11 @@ struct AddCard {
 }
 
 async fn add_card(
-    caller: Caller,
+    Developer(caller): Developer,
     State(state): State<Arc<AppState>>,
     Path(project): Path<String>,
     Json(req): Json<AddCard>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(Role::Developer)?;
     let title = req.title.trim().to_string();
     if title.is_empty() || title.len() > 500 {
         return Err(ApiError::BadRequest(
@@ -440,12 +437,11 @@ struct MoveCard {
 }
 
 async fn move_card(
-    caller: Caller,
+    Developer(caller): Developer,
     State(state): State<Arc<AppState>>,
     Path((project, id)): Path<(String, u64)>,
     Json(req): Json<MoveCard>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Developer)?;
     if req.override_reason.is_some() {
         // Only an admin passes a full column, and only with a reason.
         caller.require(Role::Admin)?;

@@ -3,8 +3,10 @@
 //! Handlers are thin: they check the caller's role, append events through
 //! [`AppState::append`], and answer from the projections.
 
+mod agents;
 mod artifacts;
-mod deploys;
+pub(crate) mod deploys;
+mod environments;
 mod events;
 mod flags;
 pub(crate) mod flow;
@@ -30,7 +32,7 @@ use crate::error::error_body;
 use crate::state::AppState;
 
 /// Request bodies above this are refused with 413 before any handler runs.
-const MAX_BODY: usize = 1024 * 1024;
+pub(crate) const MAX_BODY: usize = 1024 * 1024;
 
 static OPENAPI: &str = include_str!("../openapi.json");
 
@@ -55,6 +57,12 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             get(deploys::environments),
         )
         .route(
+            "/projects/{project}/environments/{env}",
+            get(environments::show)
+                .put(environments::up)
+                .delete(environments::down),
+        )
+        .route(
             "/projects/{project}/environments/{env}/deploys",
             post(deploys::deploy),
         )
@@ -75,7 +83,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/tokens/{id}", delete(tokens::revoke))
         .route("/webhooks/{forge}", post(webhooks::receive))
         .merge(flags::routes())
+        .merge(agents::routes())
         .merge(flow::routes())
+        .route("/cluster", get(crate::cluster::status))
         .route("/openapi.json", get(openapi));
     Router::new()
         .nest("/api/v1", api)

@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use andon_core::{Event, ProjectView, Role, Trigger};
+use andon_core::{Event, ProjectView, Trigger};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::Caller;
+use crate::auth::{Admin, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::{pipeline, repo};
@@ -63,11 +63,10 @@ fn valid_name(name: &str) -> bool {
 }
 
 pub(crate) async fn add(
-    caller: Caller,
+    Admin(caller): Admin,
     State(state): State<Arc<AppState>>,
     Json(req): Json<AddProject>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(Role::Admin)?;
     if !valid_name(&req.name) {
         return Err(ApiError::BadRequest(format!(
             "invalid project name `{}`: use 1-64 letters, digits, `-`, `_` or `.`",
@@ -167,11 +166,10 @@ fn default_trunk(heads: &std::collections::BTreeMap<String, String>) -> String {
 }
 
 pub(crate) async fn remove(
-    caller: Caller,
+    Admin(caller): Admin,
     State(state): State<Arc<AppState>>,
     Path(project): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(Role::Admin)?;
     if state.read_views().projects.get(&project).is_none() {
         return Err(no_project(&project));
     }

@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use andon_core::{Role, RunView, Trigger};
+use andon_core::{RunView, Trigger};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::projects::no_project;
-use crate::auth::Caller;
+use crate::auth::{Caller, Developer};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::{pipeline, repo};
@@ -28,12 +28,11 @@ pub(crate) struct TriggerReq {
 }
 
 pub(crate) async fn trigger(
-    caller: Caller,
+    Developer(caller): Developer,
     State(state): State<Arc<AppState>>,
     Path(project): Path<String>,
     body: Option<Json<TriggerReq>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(Role::Developer)?;
     let req = body.map(|Json(b)| b).unwrap_or_default();
     let (repo_url, trunk) = {
         let views = state.read_views();
@@ -125,11 +124,10 @@ pub(crate) async fn show(
 }
 
 pub(crate) async fn cancel(
-    caller: Caller,
+    Developer(_caller): Developer,
     State(state): State<Arc<AppState>>,
     Path(id): Path<u64>,
 ) -> ApiResult<StatusCode> {
-    caller.require(Role::Developer)?;
     let status = state
         .read_views()
         .runs

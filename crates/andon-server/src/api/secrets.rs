@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use andon_core::{Event, Role};
+use andon_core::Event;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::projects::no_project;
-use crate::auth::Caller;
+use crate::auth::{Admin, Developer};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -35,11 +35,10 @@ fn valid_name(name: &str) -> bool {
 }
 
 pub(crate) async fn list(
-    caller: Caller,
+    Developer(_caller): Developer,
     State(state): State<Arc<AppState>>,
     Path(project): Path<String>,
 ) -> ApiResult<Json<Vec<String>>> {
-    caller.require(Role::Developer)?;
     let scope = scope(&state, &project)?;
     let names = state
         .store
@@ -51,12 +50,11 @@ pub(crate) async fn list(
 }
 
 pub(crate) async fn set(
-    caller: Caller,
+    Admin(caller): Admin,
     State(state): State<Arc<AppState>>,
     Path((project, name)): Path<(String, String)>,
     Json(req): Json<SetSecret>,
 ) -> ApiResult<StatusCode> {
-    caller.require(Role::Admin)?;
     let scope = scope(&state, &project)?;
     if !valid_name(&name) {
         return Err(ApiError::BadRequest(format!(
@@ -69,11 +67,10 @@ pub(crate) async fn set(
 }
 
 pub(crate) async fn remove(
-    caller: Caller,
+    Admin(caller): Admin,
     State(state): State<Arc<AppState>>,
     Path((project, name)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    caller.require(Role::Admin)?;
     let scope = scope(&state, &project)?;
     if !state.store.delete_secret(&scope, &name)? {
         return Err(ApiError::NotFound(format!(

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::{Caller, create_token};
+use crate::auth::{Admin, create_token};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -25,11 +25,10 @@ pub(crate) struct CreateToken {
 }
 
 pub(crate) async fn create(
-    caller: Caller,
+    Admin(caller): Admin,
     State(state): State<Arc<AppState>>,
     Json(req): Json<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(Role::Admin)?;
     if req.name.trim().is_empty() || req.name.len() > 100 {
         return Err(ApiError::BadRequest(
             "a token needs a name of 1-100 characters".into(),
@@ -56,10 +55,9 @@ pub(crate) async fn create(
 }
 
 pub(crate) async fn list(
-    caller: Caller,
+    Admin(_caller): Admin,
     State(state): State<Arc<AppState>>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Admin)?;
     let tokens: Vec<Value> = state
         .store
         .tokens()?
@@ -76,11 +74,10 @@ pub(crate) async fn list(
 }
 
 pub(crate) async fn revoke(
-    caller: Caller,
+    Admin(caller): Admin,
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(Role::Admin)?;
     if !state.store.revoke_token(&id)? {
         return Err(ApiError::NotFound(format!("no token `{id}`")));
     }

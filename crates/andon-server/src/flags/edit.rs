@@ -20,6 +20,10 @@ pub(crate) struct Draft {
     pub(crate) pending: BTreeMap<String, Vec<Pending>>,
     /// The `reason` of the events; an edit may refine it (the scheduler does).
     pub(crate) reason: String,
+    /// The edit sets ramp progress itself (the guard, the ramp command).
+    /// Otherwise progress is carried over and new ramps start (see
+    /// [`andon_flags::reconcile_ramps`]).
+    pub(crate) manages_ramps: bool,
 }
 
 /// How a change is to be made.
@@ -88,11 +92,15 @@ fn decide<T>(
             set: fold.set.clone(),
             pending: fold.pending.clone(),
             reason: how.reason.to_owned(),
+            manages_ramps: false,
         };
         (fold.full_set(), fold.pending.clone(), draft)
     };
     let value = edit(&mut draft)?;
     draft.set.normalize();
+    if !draft.manages_ramps {
+        andon_flags::reconcile_ramps(&old, &mut draft.set, crate::auth::now_ms());
+    }
     draft.set.schedule.clear();
     let flags = &draft.set.flags;
     draft

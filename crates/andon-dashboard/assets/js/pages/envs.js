@@ -69,9 +69,14 @@ function envCard(p, env, out) {
   return { el, dyn, deployForm };
 }
 
+/** Passed runs that built an artifact, newest first: what can be released. */
+function deployable(runs) {
+  return runs.filter((r) => r.status === "passed" && (r.jobs || []).some((j) => Object.keys(j.artifacts || {}).length)).slice(0, 15);
+}
+
 function deployPicker(p, env, runs, out) {
   if (!has("POST", "/api/v1/projects/{project}/environments/{env}/deploys")) return null;
-  const candidates = runs.filter((r) => r.status === "passed" && (r.jobs || []).some((j) => Object.keys(j.artifacts || {}).length)).slice(0, 15);
+  const candidates = deployable(runs);
   if (!candidates.length) return h("p", { class: "muted small" }, "No passed run with an artifact to release.");
   const id = `deploy-${env.name}`;
   const select = h("select", { id }, candidates.map((r) => h("option", { value: r.id }, `run #${r.id} · ${shortSha(r.commit)} · ${r.branch}`)));
@@ -95,6 +100,7 @@ export function envsPage(ctx, route) {
   let alive = true;
   let cards = new Map();
   let shape = "";
+  let pickerKey = null;
   const outs = new Map();
 
   const load = async () => {
@@ -121,12 +127,19 @@ export function envsPage(ctx, route) {
     const newShape = envs.map((e) => e.name).join("\u0000");
     if (newShape !== shape) {
       shape = newShape;
+      pickerKey = null;
       cards = new Map();
       for (const e of envs) {
         if (!outs.has(e.name)) outs.set(e.name, h("div", { role: "alert", class: "action-out" }));
         cards.set(e.name, envCard(p, e, outs.get(e.name)));
       }
       fill(body, h("div", { class: "env-grid" }, [...cards.values()].map((c) => c.el)));
+    }
+    // A newly passed run becomes a candidate without a reload; an unchanged
+    // list is left alone so a choice being made is not reset.
+    const candidates = deployable(runs).map((r) => r.id).join(",");
+    if (candidates !== pickerKey) {
+      pickerKey = candidates;
       for (const e of envs) {
         const picker = deployPicker(p, e, runs, outs.get(e.name));
         if (picker) fill(cards.get(e.name).deployForm, picker);

@@ -1,56 +1,32 @@
 // Feature flags (server-wide): each flag's state per environment, its
-// rollout and rules, stale flags, and the two quick levers — the kill
-// switch and the rollout percentage — which the server checks against the
-// token's role and requires a reason for (it goes in the audit log).
+// rollout and rules, stale flags, and the quick levers — on/off and the
+// rollout percentage — which the server checks against the token's role
+// and requires a reason for (it goes in the audit log). Each flag's own
+// page (pages/flag.js) adds the kill switch and the audit history.
 // Shown only when the server documents GET /api/v1/flags.
 
 import { h, fill } from "../dom.js";
 import { get, has, seg } from "../api.js";
-import { pill, pageHeader, errorBox, throttle, empty, actionButton, section, table } from "../ui.js";
+import { pill, pageHeader, errorBox, throttle, empty, section, table } from "../ui.js";
+import { reasonField, envLevers } from "./flag.js";
 import { ago } from "../format.js";
 
 export function flagsPage() {
   const body = h("div", null, h("p", { class: "muted" }, "Loading…"));
   const out = h("div", { role: "alert", class: "action-out" });
-  const reasonInput = h("input", { id: "flag-reason", type: "text", placeholder: "why (kept in the audit log)", size: 40 });
-  const canKill = has("POST", "/api/v1/flags/{key}/kill");
-  const canRoll = has("POST", "/api/v1/flags/{key}/rollout");
+  const reason = reasonField("flag-reason");
   const el = h("div", { class: "page" },
-    pageHeader("Feature flags", "Per-environment state as the server evaluates it (also over OFREP)."),
-    canKill || canRoll ? h("div", { class: "inline-form" }, h("label", { for: "flag-reason", class: "small" }, "Reason for changes"), reasonInput) : null,
-    out, body);
+    pageHeader("Feature flags", "Per-environment state as the server evaluates it (also over OFREP). Open a flag for its audit history and kill switch."),
+    reason.el, out, body);
   let alive = true;
   let reload = () => {};
-
-  const levers = (f, env, e) => {
-    const cells = [];
-    if (canKill && e.enabled) {
-      cells.push(actionButton({
-        text: "Kill", kind: "danger small", confirm: "Confirm kill", out, onDone: () => reload(),
-        path: `/api/v1/flags/${seg(f.key)}/kill`,
-        body: () => ({ environment: env, reason: reasonInput.value }),
-      }));
-    }
-    if (canRoll) {
-      const input = h("input", {
-        type: "number", min: 0, max: 100, step: 1, value: e.rollout ?? 100, class: "num-input",
-        "aria-label": `Rollout of ${f.key} in ${env}, percent`,
-      });
-      cells.push(input, actionButton({
-        text: "Set %", kind: "small", out, onDone: () => reload(),
-        path: `/api/v1/flags/${seg(f.key)}/rollout`,
-        body: () => ({ environment: env, percentage: Number(input.value), reason: reasonInput.value }),
-      }));
-    }
-    return cells;
-  };
 
   const load = async () => {
     let data;
     let stale = [];
     try {
       data = await get("/api/v1/flags");
-      if (has("GET", "/api/v1/flags/stale")) stale = await get("/api/v1/flags/stale").catch(() => []);
+      if (has("GET", "/api/v1/flags/stale")) stale = await get("/api/v1/flags/stale").then((r) => (r && r.flags) || []).catch(() => []);
     } catch (err) {
       if (alive) fill(body, errorBox(err));
       return;
@@ -65,7 +41,7 @@ export function flagsPage() {
     for (const f of flags) for (const e of Object.keys(f.environments || {})) if (!envs.includes(e)) envs.push(e);
     fill(body,
       h("section", { class: "panel" }, table([
-        { title: "Flag", cell: (f) => h("div", null, h("div", { class: "mono" }, f.key), f.description ? h("div", { class: "small muted" }, f.description) : null), class: "wrap" },
+        { title: "Flag", cell: (f) => h("div", null, h("a", { class: "mono", href: `#/flags/${seg(f.key)}` }, f.key), f.description ? h("div", { class: "small muted" }, f.description) : null), class: "wrap" },
         { title: "Kind", cell: (f) => [f.kind, f.temporary ? h("span", { class: "tag" }, "temporary") : null] },
         ...envs.map((env) => ({
           title: env,
@@ -77,7 +53,7 @@ export function flagsPage() {
             if (e.rules) bits.push(`${e.rules} rule${e.rules === 1 ? "" : "s"}`);
             return h("div", { class: "flag-env" },
               h("div", null, e.enabled ? pill("passed", "on") : pill("skipped", "off"), h("span", { class: "small muted" }, ` ${bits.join(" · ")}`)),
-              h("div", { class: "flag-levers" }, levers(f, env, e)));
+              h("div", { class: "flag-levers" }, envLevers(f.key, env, e, { reason: reason.value, out, onDone: () => reload() })));
           },
         })),
         { title: "Owner", cell: (f) => f.owner || "—", class: "hide-sm" },

@@ -1,5 +1,6 @@
 // Incidents: open ones first, the release that caused them, their timeline
-// (filled from events), the postmortem when written, and a Resolve button
+// (filled from events), the postmortem when written (written and edited on
+// the incident's own page, pages/incident.js), and a Resolve button
 // the server role-checks. Shown only when the server documents
 // GET /api/v1/projects/{project}/incidents.
 
@@ -47,9 +48,10 @@ export function incidentsPage(ctx, route) {
     }
     const sorted = [...list].sort((a, b) => (a.resolved_at_ms ? 1 : 0) - (b.resolved_at_ms ? 1 : 0) || b.opened_at_ms - a.opened_at_ms);
     fill(body, h("section", { class: "panel" }, table([
-      { title: "#", cell: (i) => `#${i.id}` },
+      { title: "#", cell: (i) => h("a", { href: `#/incidents/${i.id}` }, `#${i.id}`) },
       { title: "State", cell: (i) => (i.resolved_at_ms ? pill("passed", "resolved") : pill("failed", "open")) },
-      { title: "Title", cell: (i) => i.title, class: "wrap" },
+      { title: "Title", cell: (i) => h("a", { href: `#/incidents/${i.id}` }, i.title), class: "wrap" },
+      { title: "Postmortem", cell: (i) => (i.postmortem ? pill("passed", "written") : h("a", { href: `#/incidents/${i.id}`, class: "small" }, "write it")) },
       { title: "Environment", cell: (i) => i.environment },
       { title: "Release", cell: (i) => (i.deploy_id !== undefined && i.deploy_id !== null ? h("a", { href: `#/deploys/${i.deploy_id}` }, `#${i.deploy_id}`) : "—") },
       { title: "Opened", cell: (i) => dateTime(i.opened_at_ms) },

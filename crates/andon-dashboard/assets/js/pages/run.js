@@ -20,6 +20,26 @@ function pickJob(run, wanted) {
   return j ? j.name : null;
 }
 
+/**
+ * Jobs whose outcome differs between runs of the same commit: the same
+ * code failed once and passed once, so the job (or a test in it) is flaky
+ * even when no single run retried it. [{job, passed: [ids], failed: [ids]}]
+ */
+export function flakyAcross(run, runs) {
+  const same = (runs || []).filter((r) => r.commit === run.commit && r.project === run.project);
+  if (!same.some((r) => r.id === run.id)) same.push(run);
+  const by = new Map();
+  for (const r of same) {
+    for (const j of r.jobs || []) {
+      const st = j.status === "timed_out" ? "failed" : j.status;
+      if (st !== "passed" && st !== "failed") continue;
+      if (!by.has(j.name)) by.set(j.name, { job: j.name, passed: [], failed: [] });
+      by.get(j.name)[st].push(r.id);
+    }
+  }
+  return [...by.values()].filter((x) => x.passed.length && x.failed.length);
+}
+
 function runDuration(run, now) {
   if (!run.started_at_ms) return null;
   return (run.finished_at_ms || now) - run.started_at_ms;
@@ -78,6 +98,8 @@ export function runPage(ctx, route) {
   let wanted = route.job;
   let run = null;
   let artifacts = null;
+  let siblings = null;
+  let siblingsFor = "";
   let log = null;
   let alive = true;
 
@@ -158,6 +180,8 @@ export function runPage(ctx, route) {
       return a;
     }, { passed: 0, failed: 0, skipped: 0, any: false });
     const flaky = jobs.filter((j) => j.flaky);
+    const across = flakyAcross(run, siblings).filter((x) => !flaky.some((j) => j.name === x.job));
+    const runLinks = (ids) => ids.map((r, i) => [i ? ", " : "", h("a", { href: `#/runs/${r}` }, `#${r}`)]);
     const parts = [];
     parts.push(section("Test results", totals.any
       ? h("div", { class: "tests" },
@@ -165,9 +189,12 @@ export function runPage(ctx, route) {
         h("div", { class: ["big-num", totals.failed ? "tx-red" : "muted"] }, String(totals.failed), h("span", { class: "small muted" }, " failed")),
         h("div", { class: "big-num muted" }, String(totals.skipped), h("span", { class: "small muted" }, " skipped")))
       : h("p", { class: "muted small" }, "No JUnit results reported by this run's jobs.")));
-    parts.push(section("Flaky jobs", flaky.length
-      ? h("ul", { class: "plain" }, flaky.map((j) => h("li", null, h("a", { href: `#/runs/${id}/${seg(j.name)}` }, j.name), h("span", { class: "muted small" }, ` failed, then passed on try ${j.attempts}`))))
-      : h("p", { class: "muted small" }, "None: every job passed or failed consistently.")));
+    parts.push(section("Flaky tests", flaky.length || across.length
+      ? h("ul", { class: "plain flaky-list" },
+        flaky.map((j) => h("li", { dataset: { job: j.name } }, h("a", { href: `#/runs/${id}/${seg(j.name)}` }, j.name), h("span", { class: "muted small" }, ` failed, then passed on try ${j.attempts}${j.tests ? ` (${j.tests.failed} test${j.tests.failed === 1 ? "" : "s"} failing in the last try)` : ""}`))),
+        across.map((x) => h("li", { dataset: { job: x.job } }, h("a", { href: `#/runs/${id}/${seg(x.job)}` }, x.job),
+          h("span", { class: "muted small" }, " on this same commit: passed in run ", runLinks(x.passed), ", failed in run ", runLinks(x.failed)))))
+      : h("p", { class: "muted small" }, "None: every job passed or failed consistently on this commit.")));
     const arts = artifacts || jobs.flatMap((j) => Object.entries(j.artifacts || {}).map(([path, digest]) => ({ job: j.name, path, digest })));
     if (arts.length) {
       parts.push(section("Artifacts", h("ul", { class: "plain" }, arts.map((a) =>
@@ -205,6 +232,11 @@ export function runPage(ctx, route) {
       if (!wanted) wanted = pickJob(run, null);
       if (!artifacts && ctx.features.artifacts && run.status !== "running" && run.status !== "queued") {
         artifacts = await get(`/api/v1/runs/${id}/artifacts`).catch(() => null);
+      }
+      const key = `${run.status}:${run.commit}`;
+      if (siblingsFor !== key) {
+        siblingsFor = key;
+        siblings = await get(`/api/v1/projects/${seg(run.project)}/runs?limit=100`).catch(() => null);
       }
       if (!alive) return;
       ctx.setProject(run.project);
