@@ -56,7 +56,12 @@ paths = {
     "put": op("Set a secret (admin)", "secrets", 204, body={"type": "object", "required": ["value"], "properties": {"value": {"type": "string"}}, "additionalProperties": False}, params=[P("project"), P("name")]),
     "delete": op("Delete a secret (admin)", "secrets", 204, params=[P("project"), P("name")]),
   },
-  "/api/v1/projects/{project}/environments": {"get": op("Environments with their stable version, traffic split and instances", "releases", 200, arr(ref("Environment")), params=[P("project")])},
+  "/api/v1/projects/{project}/environments": {"get": op("Environments with their stable version, traffic split and instances: those of andon.yaml, then those made on demand (`on_demand: true`, shaped as OnDemandEnvironment)", "releases", 200, arr(ref("Environment")), params=[P("project")])},
+  "/api/v1/projects/{project}/environments/{env}": {
+    "get": op("One environment made on demand (review app): ref, run, status (waiting, deploying, ready, failed), host, url, expiry", "environments", 200, ref("OnDemandEnvironment"), params=[P("project"), P("env")]),
+    "put": op("Make an environment on demand from a ref (deployer): finds or starts the ref's run, deploys its artifact when it passes, routed by the template's host; again moves it to the new ref (200)", "environments", 201, ref("OnDemandEnvironment"), body=ref("EnvironmentUp"), params=[P("project"), P("env", {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"})]),
+    "delete": op("Tear an environment made on demand down (deployer): routes removed, instances drained and stopped, environment_down recorded", "environments", 200, {"type": "object", "properties": {"name": {"type": "string"}, "down": {"type": "boolean"}, "reason": {"type": "string"}}}, params=[P("project"), P("env")]),
+  },
   "/api/v1/projects/{project}/environments/{env}/deploys": {"post": op("Release a version (deployer; a token scoped to another environment is refused)", "releases", 202, {"type": "object", "properties": {"deploy_id": {"type": "integer"}, "version": {"type": "string"}, "strategy": {"type": "string"}}}, body=ref("DeployRequest"), params=[P("project"), P("env")])},
   "/api/v1/projects/{project}/environments/{env}/{action}": {"post": op("promote, pause, resume, abort or rollback the environment's release (deployer)", "releases", 202, params=[P("project"), P("env"), P("action", {"type": "string", "enum": ["promote", "pause", "resume", "abort", "rollback"]})])},
   "/api/v1/projects/{project}/deploys": {"get": op("Releases of a project, newest first", "releases", 200, arr(ref("Deploy")), params=[P("project")])},
@@ -102,6 +107,8 @@ schemas = {
   "DeployRequest": {"type": "object", "additionalProperties": False, "properties": {"artifact": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}, "run": {"type": "integer", "minimum": 0}, "path": {"type": "string"}, "reason": {"type": "string"}, "contract_migration": {"type": "boolean"}, "override_reason": {"type": "string", "description": "deploy to production while the line is stopped; recorded as line_overridden"}}},
   "Deploy": {"type": "object", "properties": {"id": {"type": "integer"}, "project": {"type": "string"}, "environment": {"type": "string"}, "version": {"type": "string"}, "strategy": {"type": "string"}, "phase": {}, "run_id": {"type": "integer"}, "commit": {"type": "string"}, "requested_at_ms": {"type": "integer"}, "finished_at_ms": {"type": "integer"}, "verdicts": {"type": "array"}, "reason": {"type": "string"}}},
   "Environment": {"type": "object", "properties": {"name": {"type": "string"}, "after": {"type": ["string", "null"]}, "strategy": {"type": "string"}, "stable": {"type": ["string", "null"]}, "current_deploy": {"type": ["integer", "null"]}, "weights": {"type": "object"}, "instances": {"type": "array"}, "good_versions": {"type": "array"}}},
+  "EnvironmentUp": {"type": "object", "required": ["from"], "additionalProperties": False, "properties": {"from": {"type": "string", "description": "branch, tag or commit"}, "template": {"type": "string", "description": "the environments: entry whose host has {name} (default: the only one)"}, "ttl": {"type": "string", "description": "e.g. 2h (default: the template's ttl)"}}},
+  "OnDemandEnvironment": {"type": "object", "properties": {"name": {"type": "string"}, "on_demand": {"type": "boolean"}, "template": {"type": "string"}, "ref": {"type": "string"}, "commit": {"type": "string"}, "run_id": {"type": ["integer", "null"]}, "host": {"type": ["string", "null"]}, "url": {"type": ["string", "null"]}, "ttl_ms": {"type": ["integer", "null"]}, "up_at_ms": {"type": "integer"}, "expires_at_ms": {"type": ["integer", "null"]}, "deploy_id": {"type": ["integer", "null"]}, "status": {"type": "string", "enum": ["waiting", "deploying", "ready", "failed"]}, "stable": {"type": ["string", "null"]}, "current_deploy": {"type": ["integer", "null"]}, "weights": {"type": "object"}, "instances": {"type": "array"}}},
   "CreateToken": {"type": "object", "required": ["name", "role"], "additionalProperties": False, "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 100}, "role": {"type": "string", "enum": ["viewer", "developer", "deployer", "admin"]}, "environment": {"type": "string"}}},
   "Token": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "role": {"type": "string"}, "environment": {"type": ["string", "null"]}, "created_at_ms": {"type": "integer"}, "revoked": {"type": "boolean"}}},
   "TokenCreated": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "role": {"type": "string"}, "environment": {"type": ["string", "null"]}, "token": {"type": "string"}}},
@@ -129,6 +136,9 @@ paths.update({
       body=reason_body({"at": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer", "description": "unix ms"}]},
                         "environment": {"type": "string"}, "percentage": {"type": "number", "minimum": 0, "maximum": 100}}, ["at", "environment", "percentage"]),
       params=[flag_key])},
+  "/api/v1/flags/{key}/ramp": {"post": op("Start (or restart, with a new plan) or stop a guarded rollout of one environment (developer)", "flags", 200,
+      {"allOf": [changed, {"type": "object", "properties": {"message": {"type": "string"}, "ramp": ref("Ramp")}}]},
+      body=reason_body({"environment": {"type": "string"}, "stop": {"type": "boolean"}, "ramp": ref("Ramp")}, ["environment"]), params=[flag_key])},
   "/api/v1/flags/segments/{name}": {
     "put": op("Create or replace a segment (developer)", "flags", 200, changed, body=reason_body({"segment": ref("Segment")}, ["segment"]), params=[P("name")]),
     "delete": op("Delete a segment (developer); 409 if rules use it", "flags", 200, changed, params=[P("name"), query("reason", {"type": "string"})]),
@@ -191,7 +201,14 @@ schemas.update({
       "description": {"type": "string"}, "owner": {"type": "string"}, "tags": arr({"type": "string"}), "temporary": {"type": "boolean"},
       "environments": {"type": "object", "additionalProperties": {"type": "object", "properties": {
           "enabled": {"type": "boolean"}, "default_variant": {"type": "string"}, "off_variant": {"type": "string"},
-          "prerequisites": arr({"type": "object"}), "rules": arr({"type": "object"})}}}}},
+          "prerequisites": arr({"type": "object"}), "rules": arr({"type": "object"}), "ramp": ref("Ramp")}}}}},
+  "Ramp": {"type": "object", "description": "a guarded rollout (docs/flags-guarded.md)", "additionalProperties": False, "required": ["steps", "every"], "properties": {
+      "steps": arr({"type": "number", "exclusiveMinimum": 0, "maximum": 100}), "every": {"type": "string", "description": "500ms, 30s, 10m, 2h, 1d"},
+      "min_outcomes": {"type": "integer", "minimum": 1, "default": 100}, "alpha": {"type": "number", "default": 0.01},
+      "variant": {"type": "string"}, "control": {"type": "string"}, "project": {"type": "string"},
+      "state": {"type": "object", "description": "progress, written by the server", "properties": {
+          "status": {"type": "string", "enum": ["running", "completed", "rolled_back", "stopped"]}, "step": {"type": "integer"},
+          "started_ms": {"type": "integer"}, "step_started_ms": {"type": "integer"}, "before": {"type": "number"}, "detail": {"type": "string"}}}}},
   "Segment": {"type": "object", "additionalProperties": False, "properties": {"description": {"type": "string"}, "conditions": arr({"type": "object"})}},
   "FlagSet": {"type": "object", "additionalProperties": False, "properties": {
       "flags": {"type": "object", "additionalProperties": ref("Flag")}, "segments": {"type": "object", "additionalProperties": ref("Segment")},
@@ -210,7 +227,8 @@ schemas.update({
           "reason": {"type": "string"}, "by": {"type": "string"}}}),
       "history": arr({"type": "object", "properties": {"seq": {"type": "integer"}, "at_ms": {"type": "integer"}, "actor": {"type": "string"},
           "reason": {"type": "string"}, "action": {"type": "string", "enum": ["created", "changed", "deleted"]}, "changes": arr({"type": "string"})}}),
-      "last_evaluated_ms": {"type": "object", "additionalProperties": {"type": "integer"}}}},
+      "last_evaluated_ms": {"type": "object", "additionalProperties": {"type": "integer"}},
+      "guard": {"type": "object", "description": "the guard's latest verdict per environment with a running ramp", "additionalProperties": {"type": "string"}}}},
 })
 
 # --- flow: the cord, DORA metrics, incidents, board, notifications (crates/andon-server/src/api/flow.rs) ---
@@ -242,6 +260,38 @@ schemas.update({
       "gear": {"type": ["object", "null"]}, "project": {"type": "string"}, "environment": {"type": "string"}, "since_ms": {"type": "integer"}, "until_ms": {"type": "integer"}}},
   "Incident": {"type": "object", "properties": {"id": {"type": "integer"}, "project": {"type": "string"}, "environment": {"type": "string"}, "deploy_id": {"type": ["integer", "null"]},
       "title": {"type": "string"}, "opened_at_ms": {"type": "integer"}, "resolved_at_ms": {"type": ["integer", "null"]}, "timeline": arr({"type": "object"}), "postmortem": {"type": ["object", "null"]}}},
+})
+
+# --- remote agents (crates/andon-server/src/api/agents.rs); agent tokens need the developer role ---
+lease_p = P("lease", {"type": "string", "pattern": "^lease_[0-9a-f]{24}$"})
+digest_p = P("digest", {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"})
+held = {"type": "object", "properties": {"held": {"type": "boolean"}}}
+agent_artifact = {"type": "object", "required": ["path", "digest", "size"], "properties": {"path": {"type": "string"}, "digest": {"type": "string"}, "size": {"type": "integer"}}}
+paths.update({
+  "/api/v1/agents": {"get": op("Agents seen lately (name, labels, jobs held) and attempts waiting for one (viewer)", "agents", 200, {"type": "object", "properties": {
+      "agents": arr({"type": "object"}), "queued": arr({"type": "object"}), "lease_ttl_ms": {"type": "integer"}}})},
+  "/api/v1/agents/lease": {"post": op("Long poll for work (developer): answers at once with the oldest attempt whose `runs_on` labels the agent has all of, or 204 after `wait_ms` (at most 30 s). The answer holds the lease id, its TTL, the job, its secrets and its inputs (artifacts of the jobs it needs)", "agents", 200,
+      {"type": "object", "required": ["lease", "ttl_ms", "heartbeat_ms", "run_id", "job", "attempt", "spec"], "properties": {
+          "lease": {"type": "string"}, "ttl_ms": {"type": "integer"}, "heartbeat_ms": {"type": "integer"}, "run_id": {"type": "integer"}, "project": {"type": "string"},
+          "commit": {"type": "string"}, "job": {"type": "string"}, "attempt": {"type": "integer"}, "spec": {"type": "object"}, "inputs": arr(agent_artifact)}},
+      body={"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
+          "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}, "labels": arr({"type": "string"}), "wait_ms": {"type": "integer", "minimum": 0}}},
+      extra={"x-also": {"204": "no work within wait_ms"}})},
+  "/api/v1/agents/leases/{lease}/heartbeat": {"post": op("Renew a lease (developer); held up to a fifth of the TTL and answered 409 at once when the lease is taken back (run cancelled, expired): the agent must kill the job", "agents", 200, held, params=[lease_p])},
+  "/api/v1/agents/leases/{lease}/started": {"post": op("The job's process started on the agent: records job_started (developer)", "agents", 200, held, params=[lease_p])},
+  "/api/v1/agents/leases/{lease}/log": {"post": op("A batch of the job's log lines, in order (developer)", "agents", 200, held, body={"type": "object", "required": ["lines"], "additionalProperties": False, "properties": {"lines": arr({"type": "string"})}}, params=[lease_p])},
+  "/api/v1/agents/leases/{lease}/finish": {"post": op("The attempt's one report (developer); 409 when the lease is no longer held (a stale lease never reports). Artifacts must be uploaded first", "agents", 200, {"type": "object", "properties": {"accepted": {"type": "boolean"}}},
+      body={"type": "object", "required": ["outcome"], "additionalProperties": False, "properties": {
+          "outcome": {"type": "string", "enum": ["passed", "failed", "timed_out", "cancelled"]}, "exit_code": {"type": ["integer", "null"]}, "duration_ms": {"type": "integer"},
+          "tests": {"type": ["object", "null"], "properties": {"passed": {"type": "integer"}, "failed": {"type": "integer"}, "skipped": {"type": "integer"}}},
+          "failed_tests": arr({"type": "string"}), "artifacts": arr(agent_artifact), "reason": {"type": ["string", "null"]}}}, params=[lease_p])},
+  "/api/v1/agents/leases/{lease}/source": {"get": op("The run's commit as a tar stream (`git archive` of the server's mirror) (developer)", "agents", 200, {"type": "string", "format": "binary"}, params=[lease_p], ok_ct="application/x-tar")},
+  "/api/v1/agents/artifacts/{digest}": {
+    "get": op("Download an artifact blob, verified against its digest (developer)", "agents", 200, {"type": "string", "format": "binary"}, params=[digest_p], ok_ct="application/x-tar"),
+    "head": op("200 when the server has this blob (nothing to upload), 404 otherwise (developer)", "agents", 200, params=[digest_p]),
+    "put": op("Upload a blob by digest (developer); 400 unless the body hashes to it; 200 if already stored, 201 when stored", "agents", 201, {"type": "object", "properties": {"digest": {"type": "string"}, "size": {"type": "integer"}, "stored": {"type": "boolean"}}}, params=[digest_p],
+              extra={"requestBody": {"required": True, "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}}}),
+  },
 })
 
 doc = {

@@ -273,7 +273,9 @@ class Matrix:
                 # Bound to an environment: one in the path, one named in the
                 # body, or any change to flags (whose environments include
                 # ENV); the probe always names ENV, which is not its scope.
-                env_bound = ("{env}" in path
+                # A scope limits what a token may change; reads stay
+                # viewer-wide (GET /environments lists them all anyway).
+                env_bound = (("{env}" in path and method != "GET")
                              or (isinstance(body, dict) and body.get("environment") == ENV)
                              or (path.startswith("/api/v1/flags") and method != "GET"
                                  and not path.startswith("/api/v1/flags/exposures")))
@@ -290,7 +292,8 @@ class Matrix:
             # scope named only in the body needs the body parsed first).
             decidable = (kind == "unauth"
                          or (kind in RANK and RANK[kind] < RANK[need])
-                         or (kind == "scoped" and (RANK["deployer"] < RANK[need] or "{env}" in path)))
+                         or (kind == "scoped" and (RANK["deployer"] < RANK[need]
+                                                     or ("{env}" in path and method != "GET"))))
             if want != "allow" and decidable:
                 bad_url = self.fill(path, op, invalid=True)
                 bad_body = {"authz_unknown_field": True} if body is not None else None

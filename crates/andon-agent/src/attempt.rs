@@ -239,13 +239,19 @@ async fn prepare(
     checkout: &Path,
     scratch: &Path,
 ) -> Result<ArtifactStore, String> {
-    let (dir, checkout_dir, scratch) = (dir.to_path_buf(), checkout.to_path_buf(), scratch.to_path_buf());
+    let (dir, checkout_dir, scratch) = (
+        dir.to_path_buf(),
+        checkout.to_path_buf(),
+        scratch.to_path_buf(),
+    );
     let store = blocking(move || {
         let _ = std::fs::remove_dir_all(&dir);
         for d in [&checkout_dir, &scratch] {
-            std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+            std::fs::create_dir_all(d)
+                .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
         }
-        ArtifactStore::open(&dir.join("store")).map_err(|e| format!("cannot open a local artifact store: {e}"))
+        ArtifactStore::open(&dir.join("store"))
+            .map_err(|e| format!("cannot open a local artifact store: {e}"))
     })
     .await?;
     let tar = client
@@ -276,7 +282,9 @@ async fn prepare(
                 .put_bytes(&bytes)
                 .map_err(|e| format!("cannot keep input `{path}`: {e}"))?;
             if got != digest {
-                return Err(format!("input `{path}` arrived corrupted ({got}, not {digest})"));
+                return Err(format!(
+                    "input `{path}` arrived corrupted ({got}, not {digest})"
+                ));
             }
             store
                 .extract_to(&digest, &dest)
@@ -361,13 +369,20 @@ async fn forward(
         }
         let n = dropped.swap(0, Ordering::Relaxed);
         if n > 0 {
-            batch.push(format!("andon: {n} log lines dropped: the job wrote faster than they could be sent"));
+            batch.push(format!(
+                "andon: {n} log lines dropped: the job wrote faster than they could be sent"
+            ));
         }
         send_lines(&client, &lease, &mut batch, &lost).await;
     }
 }
 
-async fn send_lines(client: &Client, lease: &str, batch: &mut Vec<String>, lost: &CancellationToken) {
+async fn send_lines(
+    client: &Client,
+    lease: &str,
+    batch: &mut Vec<String>,
+    lost: &CancellationToken,
+) {
     if batch.is_empty() || lost.is_cancelled() {
         batch.clear();
         return;

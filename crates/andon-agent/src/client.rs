@@ -47,7 +47,12 @@ impl Client {
         }
     }
 
-    fn req(&self, method: reqwest::Method, path: &str, timeout: Duration) -> reqwest::RequestBuilder {
+    fn req(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        timeout: Duration,
+    ) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(&self.token)
@@ -180,4 +185,3 @@ impl Client {
         Self::send(rb).await.map(drop)
     }
 }
-

@@ -13,10 +13,12 @@ use andon_runner::{Executor, Invocation};
 use tokio::process::Command;
 
 /// `$1` is the agent's pid, `$2` the job's script. `kill -0` alone would
-/// take a zombie agent (killed, not yet reaped) for a live one.
+/// take a zombie agent (killed, not yet reaped) for a live one. The shell
+/// leads the job's group (the runner makes it so) and keeps its pid across
+/// `exec`, so `-$$` names exactly the job's group.
 const WATCHDOG: &str = r#"agent=$1
 ( while kill -0 "$agent" 2>/dev/null && ! grep -qs '^State:[[:space:]]*Z' "/proc/$agent/status"; do sleep 1; done
-  kill -KILL 0 ) </dev/null >/dev/null 2>&1 &
+  kill -KILL -$$ ) </dev/null >/dev/null 2>&1 &
 exec sh -c "$2"
 "#;
 

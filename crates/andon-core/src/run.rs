@@ -449,7 +449,10 @@ mod tests {
         assert_eq!((job.status.as_str(), job.attempts), ("failed", 1));
         assert_eq!(job.agent.as_deref(), Some("one"));
         runs.apply(&env(20, leased(2, "two")));
-        assert_eq!(runs.get(1).unwrap().job("a").unwrap().agent.as_deref(), Some("two"));
+        assert_eq!(
+            runs.get(1).unwrap().job("a").unwrap().agent.as_deref(),
+            Some("two")
+        );
         assert_eq!(runs.get(1).unwrap().job("a").unwrap().status, "failed");
     }
 }

@@ -99,7 +99,11 @@ pub(crate) async fn image_id(host: &str, name: &str) -> Result<Digest, DeployErr
     image
         .id
         .as_deref()
-        .and_then(|id| format!("sha256:{}", id.trim_start_matches("sha256:")).parse().ok())
+        .and_then(|id| {
+            format!("sha256:{}", id.trim_start_matches("sha256:"))
+                .parse()
+                .ok()
+        })
         .ok_or_else(|| engine_err(host, format!("image {name} has no sha256 id")))
 }
 

@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use andon_flags::{Context, Engine, FlagSet};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use serde_json::json;
 
 fn flags() -> FlagSet {
@@ -46,13 +46,7 @@ fn flags() -> FlagSet {
 
 fn bench(c: &mut Criterion) {
     let engine = Engine::new(&flags());
-    let ctx = Context::with_key("user-7")
-        .attr("userId", "user-7")
-        .attr("country", "NO")
-        .attr("email", "ann@example.com")
-        .attr("plan", "pro")
-        .attr("age", 30)
-        .attr("appVersion", "3.1.0");
+    let ctx = context();
     assert_eq!(
         engine.evaluate("production", "targeted", &ctx).value,
         &json!(true)
@@ -79,5 +73,50 @@ fn bench(c: &mut Criterion) {
     });
 }
 
+/// `FLAGS_EVAL_LOOP=N CASE`: N evaluations of one case (`bool`, `rules`,
+/// `rollout`) and exit, without criterion. For `perf stat -e
+/// cycles:u,instructions:u`, whose per-evaluation counts do not depend on
+/// what else the machine is running (wall-clock medians do).
+fn counted_loop() -> bool {
+    let Some(n) = std::env::var("FLAGS_EVAL_LOOP")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return false;
+    };
+    let case = std::env::args().nth(1).unwrap_or_else(|| "rules".into());
+    let flag = match case.as_str() {
+        "bool" => "plain",
+        "rollout" => "theme",
+        _ => "targeted",
+    };
+    let engine = Engine::new(&flags());
+    let ctx = context();
+    let mut on = 0u64;
+    for _ in 0..n {
+        let r = engine.evaluate(black_box("production"), black_box(flag), black_box(&ctx));
+        on += u64::from(black_box(r).reason == andon_flags::Reason::TargetingMatch);
+    }
+    println!("{case}: {n} evaluations ({on} targeting matches)");
+    true
+}
+
+fn context() -> Context {
+    Context::with_key("user-7")
+        .attr("userId", "user-7")
+        .attr("country", "NO")
+        .attr("email", "ann@example.com")
+        .attr("plan", "pro")
+        .attr("age", 30)
+        .attr("appVersion", "3.1.0")
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if counted_loop() {
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -82,11 +82,11 @@ pub use model::{
     Condition, Flag, FlagEnv, FlagSet, Kind, Operator, Override, Prerequisite, Rollout, Rule,
     ScheduledChange, Segment, Serve, Split, Stickiness, Weighted,
 };
+pub use ops::{Applied, StaleFlag, apply_due, kill_switch, set_rollout_percentage, stale_flags};
 pub use ramp::{
     Decision, Evidence, Observation, Ramp, RampState, RampStatus, apply_decision, decide,
     parse_duration_ms, ramp_variants, reconcile_ramps, set_ramp,
 };
-pub use ops::{Applied, StaleFlag, apply_due, kill_switch, set_rollout_percentage, stale_flags};
 pub use unleash::{
     DISABLED_VARIANT, UNLEASH_ENV, UnleashPayload, UnleashVariant, import_unleash,
     import_unleash_env,

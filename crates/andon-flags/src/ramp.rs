@@ -142,7 +142,10 @@ impl Ramp {
         if self.every_ms().is_none() {
             return Err(bad(
                 "every",
-                format!("'{}' is not a duration like 500ms, 30s, 10m, 2h", self.every),
+                format!(
+                    "'{}' is not a duration like 500ms, 30s, 10m, 2h",
+                    self.every
+                ),
             ));
         }
         if self.min_outcomes == 0 {
@@ -189,7 +192,7 @@ pub fn parse_duration_ms(s: &str) -> Option<u64> {
         _ => return None,
     };
     let ms = n * factor;
-    (ms.is_finite() && ms >= 1.0 && ms <= 3.2e10).then_some(ms as u64)
+    (1.0..=3.2e10).contains(&ms).then_some(ms as u64)
 }
 
 /// The variant a ramp rolls out and the one it is compared with, after
@@ -303,10 +306,11 @@ pub fn reconcile_ramps(old: &FlagSet, new: &mut FlagSet, now_ms: i64) -> Vec<Str
         }
     }
     for (key, env, pct) in set_pct {
-        let current = new
-            .flags
-            .get(&key)
-            .and_then(|f| f.environments.get(&env).map(|e| effective_percentage(f.kind, e)));
+        let current = new.flags.get(&key).and_then(|f| {
+            f.environments
+                .get(&env)
+                .map(|e| effective_percentage(f.kind, e))
+        });
         if current != Some(pct) {
             // Only fails for a flag validation refuses anyway.
             let _ = set_rollout_percentage(new, &key, &env, pct);

@@ -17,7 +17,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
@@ -127,6 +127,9 @@ async fn accept_failed(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(20)).await;
 }
 
+/// Longest wait for a request head on a connection (also between keep-alive requests).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The connections of one loop, watched for graceful shutdown.
 struct Conns {
     builder: auto::Builder<TokioExecutor>,
@@ -146,8 +149,15 @@ impl Drop for OpenGuard {
 
 impl Conns {
     fn new() -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // A client that opens a connection and never completes a request head (slowloris, or a
+        // dead peer) is cut off: idle sockets cannot pile up without limit.
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
         Conns {
-            builder: auto::Builder::new(TokioExecutor::new()),
+            builder,
             graceful: GracefulShutdown::new(),
         }
     }

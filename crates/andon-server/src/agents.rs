@@ -35,9 +35,11 @@ use crate::state::AppState;
 /// `ANDON_AGENT_LEASE_TTL_MS` says otherwise (tests use a few seconds).
 const DEFAULT_TTL: Duration = Duration::from_secs(15);
 
-/// Agents not heard from for this many TTLs are "gone": their next request
-/// records `AgentConnected` again.
+/// Agents not heard from for this many TTLs (and at least longer than an
+/// idle lease request waits) are "gone": their next request records
+/// `AgentConnected` again.
 const GONE_AFTER_TTLS: u32 = 4;
+const GONE_AFTER_MIN: Duration = Duration::from_secs(45);
 
 pub(crate) struct Agents {
     inner: Mutex<Inner>,
@@ -129,11 +131,15 @@ impl Agents {
         self.ttl / 5
     }
 
+    fn gone_after(&self) -> Duration {
+        (self.ttl * GONE_AFTER_TTLS).max(GONE_AFTER_MIN)
+    }
+
     /// Records that `agent` asked for work; true when it is new (or back).
     pub(crate) fn touch(&self, agent: &str, labels: &[String]) -> bool {
         let mut inner = self.lock();
         let now = Instant::now();
-        let gone = self.ttl * GONE_AFTER_TTLS;
+        let gone = self.gone_after();
         let fresh = inner
             .seen
             .get(agent)
@@ -275,7 +281,7 @@ impl Agents {
         let mut agents: Vec<Value> = inner
             .seen
             .iter()
-            .filter(|(_, (_, at))| now.duration_since(*at) <= self.ttl * GONE_AFTER_TTLS)
+            .filter(|(_, (_, at))| now.duration_since(*at) <= self.gone_after())
             .map(|(name, (labels, at))| {
                 let jobs: Vec<Value> = inner
                     .leases
@@ -340,8 +346,7 @@ impl Agents {
         l.at.observer
             .log(&l.at.job, l.at.attempt, &format!("andon: {reason}"));
         l.at.changed.notify_waiters();
-        let mut out =
-            RemoteOutcome::ended(Some(l.agent), l.started, JobOutcome::Failed, &reason);
+        let mut out = RemoteOutcome::ended(Some(l.agent), l.started, JobOutcome::Failed, &reason);
         out.lost = true;
         Some(out)
     }

@@ -139,7 +139,9 @@ async fn check(
             },
         );
     }
-    let Some(w) = watches.get_mut(&key) else { return };
+    let Some(w) = watches.get_mut(&key) else {
+        return;
+    };
     if !serving {
         // A release in flight (the judge watches it) or nothing deployed.
         w.monitor.restart_window();
@@ -224,7 +226,9 @@ async fn act(
     if inside {
         match rollback(state, ctl, project, &env.name, &why).await {
             Ok(()) => return,
-            Err(e) => tracing::warn!(%project, environment = %env.name, error = %e, "no rollback on an alert; opening an incident"),
+            Err(e) => {
+                tracing::warn!(%project, environment = %env.name, error = %e, "no rollback on an alert; opening an incident")
+            }
         }
     }
     let title = format!("{}: {sentence}", env.name);

@@ -344,15 +344,15 @@ fn leader_only(method: &Method, path: &str) -> bool {
         return false;
     };
     let parts: Vec<&str> = rest.split('/').collect();
-    match (method, parts.as_slice()) {
-        (_, ["agents", ..]) => true,
-        (&Method::POST, ["projects", _, "runs"]) => true,
-        (&Method::POST, ["projects", _, "environments", _, _]) => true,
-        (&Method::POST, ["runs", _, "cancel"]) => true,
-        (&Method::GET, ["runs", _, "jobs", _, "log"]) => true,
-        (&Method::GET, ["artifacts", _]) => true,
-        _ => false,
-    }
+    matches!(
+        (method, parts.as_slice()),
+        (_, ["agents", ..])
+            | (&Method::POST, ["projects", _, "runs"])
+            | (&Method::POST, ["projects", _, "environments", _, _])
+            | (&Method::POST, ["runs", _, "cancel"])
+            | (&Method::GET, ["runs", _, "jobs", _, "log"])
+            | (&Method::GET, ["artifacts", _])
+    )
 }
 
 fn unavailable(message: &str) -> Response {
@@ -365,7 +365,11 @@ fn unavailable(message: &str) -> Response {
 /// Middleware: on a follower, forwards leader-only requests to the leader
 /// with their headers (the `Authorization` header included: the leader
 /// authenticates the caller itself) and streams its answer back.
-pub(crate) async fn forward(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+pub(crate) async fn forward(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let cluster = &state.cluster;
     if !cluster.shared
         || cluster.is_leader()

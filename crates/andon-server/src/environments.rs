@@ -98,7 +98,10 @@ pub(crate) fn render(
 }
 
 /// The environment an on-demand view describes, from `andon.yaml` at its commit.
-async fn rendered(state: &AppState, v: &OnDemandView) -> Result<andon_config::Environment, ApiError> {
+async fn rendered(
+    state: &AppState,
+    v: &OnDemandView,
+) -> Result<andon_config::Environment, ApiError> {
     let cfg = crate::deploy::config_at(state, &v.project, &v.commit).await?;
     let t = template(&cfg, Some(&v.template))?;
     Ok(render(
@@ -131,7 +134,9 @@ pub(crate) async fn specs(state: &AppState) -> Vec<EnvSpec> {
                     secrets,
                 });
             }
-            Err(e) => tracing::warn!(project = %v.project, environment = %v.name, error = %e, "cannot recover an environment made on demand"),
+            Err(e) => {
+                tracing::warn!(project = %v.project, environment = %v.name, error = %e, "cannot recover an environment made on demand")
+            }
         }
     }
     out
@@ -216,7 +221,10 @@ struct Busy(Mutex<BTreeSet<EnvKey>>);
 
 impl Busy {
     fn claim(&self, k: &EnvKey) -> bool {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(k.clone())
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(k.clone())
     }
 
     fn release(&self, k: &EnvKey) {
@@ -262,7 +270,9 @@ pub(crate) async fn upkeep(state: Arc<AppState>) {
                     .and_then(|v| v.ttl_ms)
                     .map(|t| andon_config::format_duration(Duration::from_millis(t)))
                     .unwrap_or_default();
-                if let Err(e) = tear_down(&state, &k.0, &k.1, &format!("its TTL of {ttl} passed")).await {
+                if let Err(e) =
+                    tear_down(&state, &k.0, &k.1, &format!("its TTL of {ttl} passed")).await
+                {
                     tracing::error!(project = %k.0, environment = %k.1, error = %e, "could not tear down an expired environment");
                 }
                 busy.release(&k);
@@ -293,7 +303,8 @@ fn now_ms() -> i64 {
 /// The artifact of a passed run: its only one, else the first by path.
 fn artifact_of(views: &Views, run_id: u64) -> Option<String> {
     let run = views.runs.get(run_id)?;
-    let mut all: Vec<(&String, &String)> = run.jobs.iter().flat_map(|j| j.artifacts.iter()).collect();
+    let mut all: Vec<(&String, &String)> =
+        run.jobs.iter().flat_map(|j| j.artifacts.iter()).collect();
     all.sort();
     all.first().map(|(_, d)| (*d).clone())
 }
@@ -304,9 +315,8 @@ async fn deploy(state: &Arc<AppState>, v: &OnDemandView) -> Result<(), ApiError>
         return Err(ApiError::Conflict("this server has no router".into()));
     };
     let run_id = v.run_id.ok_or_else(|| ApiError::internal("no run"))?;
-    let digest = artifact_of(&state.read_views(), run_id).ok_or_else(|| {
-        ApiError::Conflict(format!("run {run_id} stored no artifact to deploy"))
-    })?;
+    let digest = artifact_of(&state.read_views(), run_id)
+        .ok_or_else(|| ApiError::Conflict(format!("run {run_id} stored no artifact to deploy")))?;
     let version: andon_artifacts::Digest = digest.parse().map_err(ApiError::internal)?;
     let env = rendered(state, v).await?;
     let secrets = crate::deploy::target_secrets(state, &v.project, &env)?;

@@ -30,6 +30,14 @@ pub(crate) enum ApiError {
     },
     #[error("too many failed authentications; retry later")]
     TooManyRequests,
+    /// The store cannot take a write now (disk full: 507, locked: 503); the
+    /// store's message tells the operator what to do and holds no secret.
+    #[error("{message}")]
+    Unavailable {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
     #[error("internal error")]
     Internal(String),
 }
@@ -42,7 +50,9 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::Refused { status, code, .. } => (*status, *code),
+            ApiError::Refused { status, code, .. } | ApiError::Unavailable { status, code, .. } => {
+                (*status, *code)
+            }
             ApiError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -55,7 +65,17 @@ impl ApiError {
 
 impl From<andon_store::StoreError> for ApiError {
     fn from(e: andon_store::StoreError) -> Self {
-        ApiError::Internal(format!("store: {e}"))
+        let (status, code) = match e {
+            andon_store::StoreError::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
+            andon_store::StoreError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "store_busy"),
+            _ => return ApiError::Internal(format!("store: {e}")),
+        };
+        tracing::error!(error = %e, "the store refused a write");
+        ApiError::Unavailable {
+            status,
+            code,
+            message: e.to_string(),
+        }
     }
 }
 

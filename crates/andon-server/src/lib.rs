@@ -27,10 +27,10 @@
 //! Invariant: only this crate knows HTTP and JSON wire types.
 
 mod agents;
+mod alerts;
 mod api;
 mod auth;
 mod cluster;
-mod alerts;
 mod deploy;
 mod environments;
 mod error;

@@ -148,10 +148,10 @@ async fn ensure_commit(state: &AppState, run_id: u64) {
         return;
     };
     let mirror = state.mirror_path(&project);
-    if repo::resolve(&mirror, &commit).await.is_err() {
-        if let Err(e) = repo::sync(&repo_url, &mirror).await {
-            tracing::warn!(%project, error = %e, "could not fetch the repository for a run");
-        }
+    if repo::resolve(&mirror, &commit).await.is_err()
+        && let Err(e) = repo::sync(&repo_url, &mirror).await
+    {
+        tracing::warn!(%project, error = %e, "could not fetch the repository for a run");
     }
 }
 
@@ -246,7 +246,10 @@ impl RunObserver for StoreObserver {
     fn event(&self, event: Event) {
         if !self.state.cluster.may_record() {
             // Deposed: the new leader has ended (or will end) this run.
-            tracing::warn!(run_id = self.run_id, "dropped a run event: no longer the leader");
+            tracing::warn!(
+                run_id = self.run_id,
+                "dropped a run event: no longer the leader"
+            );
             return;
         }
         if let Err(e) = self.state.append("runner", vec![event]) {

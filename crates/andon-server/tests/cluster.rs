@@ -32,10 +32,19 @@ fn pg_database() -> Option<String> {
     );
     let out = std::process::Command::new("psql")
         .arg(&admin)
-        .args(["-v", "ON_ERROR_STOP=1", "-c", &format!("CREATE DATABASE {name}")])
+        .args([
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            &format!("CREATE DATABASE {name}"),
+        ])
         .output()
         .expect("psql");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (base, _) = admin.rsplit_once('/').unwrap();
     Some(format!("{base}/{name}"))
 }
@@ -100,6 +109,14 @@ impl Node {
         let (status, v) = self.call(reqwest::Method::GET, path, None).await;
         assert_eq!(status, 200, "GET {path}: {v}");
         v
+    }
+
+    /// The run's status, or "" while this server has not folded it yet.
+    async fn run_status(&self, id: u64) -> String {
+        let (_, v) = self
+            .call(reqwest::Method::GET, &format!("/api/v1/runs/{id}"), None)
+            .await;
+        v["status"].as_str().unwrap_or_default().to_string()
     }
 
     async fn stop(mut self) {
@@ -169,25 +186,32 @@ async fn two_servers_share_one_postgres() {
     let first = added["run_id"].as_u64().unwrap();
     for node in [leader, follower] {
         wait_until("the first run to pass on both servers", || async {
-            node.get(&format!("/api/v1/runs/{first}")).await["status"] == "passed"
+            node.run_status(first).await == "passed"
         })
         .await;
     }
 
     // A trigger sent to the follower is forwarded to the leader.
     let (status, trig) = follower
-        .call(reqwest::Method::POST, "/api/v1/projects/p/runs", Some(json!({})))
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/projects/p/runs",
+            Some(json!({})),
+        )
         .await;
     assert_eq!(status, 201, "{trig}");
     let second = trig["id"].as_u64().unwrap();
     assert_ne!(second, first, "a run id handed out twice");
     wait_until("the forwarded run to pass", || async {
-        follower.get(&format!("/api/v1/runs/{second}")).await["status"] == "passed"
+        follower.run_status(second).await == "passed"
     })
     .await;
     // Its log lives on the leader and is read through the follower too.
     let resp = reqwest::Client::new()
-        .get(format!("{}/api/v1/runs/{second}/jobs/hello/log", follower.base))
+        .get(format!(
+            "{}/api/v1/runs/{second}/jobs/hello/log",
+            follower.base
+        ))
         .bearer_auth(ADMIN)
         .send()
         .await
@@ -200,7 +224,11 @@ async fn two_servers_share_one_postgres() {
     for _ in 0..3 {
         for node in [leader, follower] {
             let (status, v) = node
-                .call(reqwest::Method::POST, "/api/v1/projects/p/runs", Some(json!({})))
+                .call(
+                    reqwest::Method::POST,
+                    "/api/v1/projects/p/runs",
+                    Some(json!({})),
+                )
                 .await;
             assert_eq!(status, 201, "{v}");
             ids.push(v["id"].as_u64().unwrap());
@@ -210,7 +238,7 @@ async fn two_servers_share_one_postgres() {
     assert_eq!(distinct.len(), ids.len(), "{ids:?}");
     for id in &ids {
         wait_until("every run to pass", || async {
-            leader.get(&format!("/api/v1/runs/{id}")).await["status"] == "passed"
+            leader.run_status(*id).await == "passed"
         })
         .await;
     }

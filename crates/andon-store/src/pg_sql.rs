@@ -376,7 +376,10 @@ pub(crate) async fn advertise_leader(
 
 pub(crate) async fn leader(c: &mut Client) -> Result<Option<LeaderRecord>, StoreError> {
     let row = c
-        .query_opt("SELECT api, instance, since_ms FROM leader WHERE id = 1", &[])
+        .query_opt(
+            "SELECT api, instance, since_ms FROM leader WHERE id = 1",
+            &[],
+        )
         .await
         .map_err(pg)?;
     row.map(|r| {

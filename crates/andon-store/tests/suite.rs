@@ -796,7 +796,11 @@ fn conditional_appends_race_without_duplicates(f: Fixture) {
     assert_gap_free(&log);
     assert_eq!(log.len() as u64, 3 * per_handle);
     let ids: BTreeSet<u64> = log.iter().filter_map(|e| e.event.run_id()).collect();
-    assert_eq!(ids.len() as u64, 3 * per_handle, "an id was handed out twice");
+    assert_eq!(
+        ids.len() as u64,
+        3 * per_handle,
+        "an id was handed out twice"
+    );
     println!("conflicts retried: {conflicts}");
 }
 
@@ -804,7 +808,10 @@ fn leader_record_is_written_only_by_the_leader(f: Fixture) {
     let a = f.open();
     let b = f.open();
     assert_eq!(a.leader().unwrap(), None);
-    assert!(!a.advertise_leader("http://a", "A").unwrap(), "not leading yet");
+    assert!(
+        !a.advertise_leader("http://a", "A").unwrap(),
+        "not leading yet"
+    );
     assert!(a.try_lead().unwrap());
     assert!(a.advertise_leader("http://a", "A").unwrap());
     assert!(!b.try_lead().unwrap());

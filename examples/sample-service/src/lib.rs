@@ -9,6 +9,14 @@
 //! - `UNHEALTHY=1`: `/healthz` answers 503.
 //! - `SEED`: makes errors and jitter reproducible.
 //! - `WORKERS`: runtime threads (default: one per core).
+//! - `FLAG`: a feature flag (bool) that switches on a new code path, read in-process
+//!   through the Andon flags SDK (`andon-flags-sdk`) from `ANDON_URL` with the SDK
+//!   token `ANDON_TOKEN` in environment `ANDON_ENVIRONMENT` (default `production`).
+//!   Each request is evaluated for the user `?user=ID` (targeting key); on the new
+//!   path it fails with probability `FLAG_ERROR_RATE` instead of `ERROR_RATE`. Every
+//!   answer is reported to the SDK as an outcome of the variant served (success, or
+//!   error for a 500), sent to the server every `FLAG_FLUSH_MS` (default 1000): what a
+//!   guarded rollout of the flag judges.
 //!
 //! `/healthz` answers `{"ok":true}`; every other path `{"version":"...","ok":true}` (or
 //! `"ok":false` with status 500). SIGTERM or SIGINT stop accepting and finish requests in flight.
@@ -40,6 +48,41 @@ struct Settings {
     unhealthy: bool,
     seed: Option<u64>,
     workers: Option<usize>,
+    flag: Option<FlagSettings>,
+}
+
+/// The flag-guarded code path (see the crate docs).
+struct FlagSettings {
+    key: String,
+    server: String,
+    token: String,
+    environment: String,
+    error_rate: f64,
+    flush: Duration,
+}
+
+fn flag_settings() -> Result<Option<FlagSettings>, String> {
+    let Some(key) = std::env::var("FLAG").ok().filter(|k| !k.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let need = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| format!("FLAG={key} needs {name}"))
+    };
+    let error_rate: f64 = env("FLAG_ERROR_RATE")?.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&error_rate) {
+        return Err("FLAG_ERROR_RATE must be between 0 and 1".into());
+    }
+    Ok(Some(FlagSettings {
+        key: key.clone(),
+        server: need("ANDON_URL")?,
+        token: need("ANDON_TOKEN")?,
+        environment: std::env::var("ANDON_ENVIRONMENT").unwrap_or_else(|_| "production".into()),
+        error_rate,
+        flush: Duration::from_millis(env("FLAG_FLUSH_MS")?.unwrap_or(1000)),
+    }))
 }
 
 fn env<T: std::str::FromStr>(name: &str) -> Result<Option<T>, String> {
@@ -81,6 +124,7 @@ fn settings(args: impl Iterator<Item = String>) -> Result<Settings, String> {
         unhealthy: std::env::var("UNHEALTHY").is_ok_and(|v| v == "1"),
         seed: env("SEED")?,
         workers: env("WORKERS")?,
+        flag: flag_settings()?,
     })
 }
 
@@ -90,6 +134,16 @@ struct App {
     err_body: Bytes,
     /// Only used when a setting needs randomness; a seeded generator keeps runs reproducible.
     rng: Mutex<StdRng>,
+    flags: Option<andon_flags_sdk::Client>,
+}
+
+/// The `user` query parameter, the targeting key of the flag.
+fn user_of(query: Option<&str>) -> &str {
+    query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix("user="))
+        .unwrap_or("anonymous")
 }
 
 impl App {
@@ -102,9 +156,21 @@ impl App {
             };
             return Ok(json(status, Bytes::from_static(body.as_bytes())));
         }
-        let (fail, jitter) = if self.s.error_rate > 0.0 || self.s.jitter_ms > 0 {
+        // The flag picks the code path: the new one has its own error rate.
+        let mut error_rate = self.s.error_rate;
+        let mut served: Option<(String, bool)> = None;
+        if let (Some(client), Some(f)) = (&self.flags, &self.s.flag) {
+            let ctx = andon_flags_sdk::Context::with_key(user_of(req.uri().query()));
+            let ev = client.evaluate(&f.key, &ctx);
+            let on = ev.is_on();
+            if on {
+                error_rate = f.error_rate;
+            }
+            served = Some((ev.variant.unwrap_or_default(), on));
+        }
+        let (fail, jitter) = if error_rate > 0.0 || self.s.jitter_ms > 0 {
             let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
-            let fail = self.s.error_rate > 0.0 && rng.random::<f64>() < self.s.error_rate;
+            let fail = error_rate > 0.0 && rng.random::<f64>() < error_rate;
             let jitter = if self.s.jitter_ms > 0 {
                 rng.random_range(0..=self.s.jitter_ms)
             } else {
@@ -118,10 +184,25 @@ impl App {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        Ok(if fail {
-            json(StatusCode::INTERNAL_SERVER_ERROR, self.err_body.clone())
+        let status = if fail {
+            StatusCode::INTERNAL_SERVER_ERROR
         } else {
-            json(StatusCode::OK, self.ok_body.clone())
+            StatusCode::OK
+        };
+        if let (Some(client), Some(f), Some((variant, on))) = (&self.flags, &self.s.flag, served) {
+            client.record_outcome(&f.key, &variant, !fail);
+            let body = format!(
+                r#"{{"version":{},"ok":{},"variant":{},"new_path":{on}}}"#,
+                serde_string(&self.s.version),
+                !fail,
+                serde_string(&variant)
+            );
+            return Ok(json(status, Bytes::from(body)));
+        }
+        Ok(if fail {
+            json(status, self.err_body.clone())
+        } else {
+            json(status, self.ok_body.clone())
         })
     }
 }
@@ -173,7 +254,23 @@ async fn serve(s: Settings) -> Result<(), String> {
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     println!("sample-service {} listening on {local}", s.version);
     let quoted = serde_string(&s.version);
+    let flags = match &s.flag {
+        Some(f) => {
+            let mut cfg = andon_flags_sdk::ClientConfig::new(&f.server, &f.token, &f.environment);
+            cfg.flush_every = f.flush;
+            let client = andon_flags_sdk::Client::connect(cfg).await;
+            if !client.is_ready() {
+                eprintln!(
+                    "warning: no flags from {} yet; serving defaults until it answers",
+                    f.server
+                );
+            }
+            Some(client)
+        }
+        None => None,
+    };
     let app = Arc::new(App {
+        flags,
         ok_body: Bytes::from(format!(r#"{{"version":{quoted},"ok":true}}"#)),
         err_body: Bytes::from(format!(r#"{{"version":{quoted},"ok":false}}"#)),
         rng: Mutex::new(match s.seed {

@@ -245,7 +245,7 @@ ours() {{
   for p in /proc/[0-9]*; do
     pid=${{p#/proc/}}
     [ "$pid" = "$$" ] && continue
-    cmd=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) || continue
+    cmd=$({{ tr '\0' ' ' < "$p/cmdline"; }} 2>/dev/null) || continue
     cwd=$(readlink "$p/cwd" 2>/dev/null)
     case "$cmd|$cwd/" in *"$data"/*|*"$data "*) echo "$pid" ;; esac
   done

@@ -167,16 +167,20 @@ pub(crate) async fn run(cmd: EnvCmd) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             if mine.is_empty() {
-                println!("no environments made on demand; make one with `andon env up NAME --from REF`");
+                println!(
+                    "no environments made on demand; make one with `andon env up NAME --from REF`"
+                );
             }
             let now = now_ms();
             for e in mine {
-                let expires = e["expires_at_ms"].as_i64().map_or("no ttl".to_string(), |t| {
-                    format!(
-                        "expires in {}",
-                        ui::duration_ms(u64::try_from(t.saturating_sub(now)).unwrap_or(0))
-                    )
-                });
+                let expires = e["expires_at_ms"]
+                    .as_i64()
+                    .map_or("no ttl".to_string(), |t| {
+                        format!(
+                            "expires in {}",
+                            ui::duration_ms(u64::try_from(t.saturating_sub(now)).unwrap_or(0))
+                        )
+                    });
                 println!(
                     "{:16} {:10} {:20} {:12} {} {}",
                     e["name"].as_str().unwrap_or_default(),
@@ -204,7 +208,13 @@ fn now_ms() -> i64 {
 }
 
 /// Polls the environment until it is ready or failed, printing each new status.
-async fn wait(c: &Client, project: &str, name: &str, timeout: Duration, quiet: bool) -> Result<Value> {
+async fn wait(
+    c: &Client,
+    project: &str,
+    name: &str,
+    timeout: Duration,
+    quiet: bool,
+) -> Result<Value> {
     let deadline = Instant::now() + timeout;
     let mut last = String::new();
     loop {

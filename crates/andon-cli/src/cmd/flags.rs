@@ -257,7 +257,11 @@ fn ramp_line(r: &Value) -> String {
         .flatten()
         .map(|p| format!("{p}%"))
         .collect();
-    let plan = format!("{} every {}", steps.join(" -> "), r["every"].as_str().unwrap_or("?"));
+    let plan = format!(
+        "{} every {}",
+        steps.join(" -> "),
+        r["every"].as_str().unwrap_or("?")
+    );
     let st = &r["state"];
     let Some(status) = st["status"].as_str() else {
         return format!("ramp {plan} (not started: the flag is off here)");

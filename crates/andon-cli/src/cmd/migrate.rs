@@ -46,7 +46,9 @@ fn sqlite_path(location: &str) -> &str {
 /// The data directory of a location: the SQLite file's directory.
 fn default_data(location: &str) -> Result<PathBuf> {
     if is_postgres(location) {
-        bail!("--from-data is required when copying from PostgreSQL (the directory holding secret.key)");
+        bail!(
+            "--from-data is required when copying from PostgreSQL (the directory holding secret.key)"
+        );
     }
     let path = Path::new(sqlite_path(location));
     Ok(path
@@ -96,8 +98,8 @@ pub(crate) fn run(args: MigrateArgs) -> Result<ExitCode> {
     }
     let from = andon_store::open(&args.from, &from_data)
         .with_context(|| format!("could not open the source store {}", args.from))?;
-    let mut to = andon_store::open(&args.to, &to_data)
-        .context("could not open the destination store")?;
+    let mut to =
+        andon_store::open(&args.to, &to_data).context("could not open the destination store")?;
     let existing = counts(&*to)?;
     if existing.events > 0 || existing.tokens > 0 || existing.secrets > 0 {
         if !args.force {

@@ -14,15 +14,15 @@ use crate::podman::{self, Podman};
 use crate::support::{Recorder, Router, serial};
 
 const CMD: &str = r#"["sh", "-c", "exec httpd -f -p $PORT -h /www"]"#;
+const BROKEN_CMD: &str = r#"["sh", "-c", "echo cannot start >&2; exit 3"]"#;
 
-/// An image serving `/version` (`tag`) and, when `healthy`, `/healthz`.
-fn web_image(pm: &Podman, tag: &str, healthy: bool) -> Digest {
+/// An image serving `/version` (`tag`) and `/healthz`; a `broken` one
+/// exits at once instead.
+fn web_image(pm: &Podman, tag: &str, broken: bool) -> Digest {
     let version = format!("{tag}\n");
-    let mut files = vec![("www/version", version.as_str())];
-    if healthy {
-        files.push(("www/healthz", "ok\n"));
-    }
-    let id = pm.import(&format!("localhost/web:{tag}"), &files, CMD);
+    let files = [("www/version", version.as_str()), ("www/healthz", "ok\n")];
+    let cmd = if broken { BROKEN_CMD } else { CMD };
+    let id = pm.import(&format!("localhost/web:{tag}"), &files, cmd);
     id.parse().unwrap()
 }
 
@@ -79,8 +79,12 @@ impl Setup {
         let router = Router::start(&tmp.path().join("router")).await;
         let store = ArtifactStore::open(&tmp.path().join("data/artifacts")).unwrap();
         let rec = Arc::new(Recorder::default());
-        let ctl = Controller::new(config(tmp.path(), &router, &pm.host), store.clone(), rec.clone())
-            .unwrap();
+        let ctl = Controller::new(
+            config(tmp.path(), &router, &pm.host),
+            store.clone(),
+            rec.clone(),
+        )
+        .unwrap();
         Setup {
             tmp,
             router,
@@ -164,9 +168,9 @@ fn running_versions(pm: &Podman) -> Vec<String> {
 async fn container_target_recreate_rollback_canary_and_crash_restart() {
     let _serial = serial().await;
     let Some(pm) = podman::start() else { return };
-    let v1 = web_image(&pm, "v1", true);
-    let v2 = web_image(&pm, "v2", true);
-    let broken = web_image(&pm, "broken", false);
+    let v1 = web_image(&pm, "v1", false);
+    let v2 = web_image(&pm, "v2", false);
+    let broken = web_image(&pm, "broken", true);
     let mut s = Setup::new(&pm).await;
 
     // The name in `image:` resolves to the id that is deployed.
@@ -180,13 +184,20 @@ async fn container_target_recreate_rollback_canary_and_crash_restart() {
     assert_eq!(infos.len(), 2);
     assert!(infos.iter().all(|i| i.ready && i.pid.is_some()));
     let drift = s.ctl.check_drift().await;
-    assert!(drift.is_empty(), "fresh containers have not drifted: {drift:?}");
+    assert!(
+        drift.is_empty(),
+        "fresh containers have not drifted: {drift:?}"
+    );
     let edited = pm
         .cli()
         .args(["exec", "-l", "sh", "-c", "echo hacked > /www/version"])
         .output()
         .unwrap();
-    assert!(edited.status.success(), "{}", String::from_utf8_lossy(&edited.stderr));
+    assert!(
+        edited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&edited.stderr)
+    );
     let drift = s.ctl.check_drift().await;
     assert_eq!(drift.len(), 1, "{drift:?}");
     assert!(drift[0].detail.contains("/www/version"), "{drift:?}");
@@ -218,7 +229,7 @@ async fn container_target_recreate_rollback_canary_and_crash_restart() {
     assert_eq!(s.served().await, "v1");
     assert_eq!(running_versions(&pm), [v1.to_string(), v1.to_string()]);
 
-    // A canary whose containers never become healthy: rolled back, its
+    // A canary whose containers exit at once: rolled back, its
     // containers removed, v1 untouched.
     let mut canary = environment(
         "      canary:\n        steps:\n          - { weight: 50, for: 1s }",
@@ -244,21 +255,39 @@ async fn container_target_recreate_rollback_canary_and_crash_restart() {
     let ids = pm.containers_with(&format!("andon.instance={}", victim.id));
     assert_eq!(ids.len(), 1);
     let killed = pm.cli().arg("kill").arg(&ids[0]).output().unwrap();
-    assert!(killed.status.success(), "{}", String::from_utf8_lossy(&killed.stderr));
+    assert!(
+        killed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&killed.stderr)
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let now = s.ctl.instances().into_iter().find(|i| i.id == victim.id).unwrap();
+        let now = s
+            .ctl
+            .instances()
+            .into_iter()
+            .find(|i| i.id == victim.id)
+            .unwrap();
         if now.restarts >= 1 && now.ready {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "not restarted: {now:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not restarted: {now:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(running_versions(&pm), [v1.to_string(), v1.to_string()]);
 
     s.ctl.shutdown(true).await;
-    assert!(running_versions(&pm).is_empty(), "shutdown removes every container");
-    assert!(pm.containers_with("andon.environment=production").is_empty());
+    assert!(
+        running_versions(&pm).is_empty(),
+        "shutdown removes every container"
+    );
+    assert!(
+        pm.containers_with("andon.environment=production")
+            .is_empty()
+    );
     s.router.stop().await;
     drop(s.store);
     drop(s.tmp);
@@ -268,7 +297,7 @@ async fn container_target_recreate_rollback_canary_and_crash_restart() {
 async fn a_restarted_controller_adopts_running_containers() {
     let _serial = serial().await;
     let Some(pm) = podman::start() else { return };
-    let v1 = web_image(&pm, "v1", true);
+    let v1 = web_image(&pm, "v1", false);
     let s = {
         let mut s = Setup::new(&pm).await;
         let env = environment("      recreate", 2);
@@ -280,7 +309,13 @@ async fn a_restarted_controller_adopts_running_containers() {
     // A container no instance owns (its start never reached the log).
     let stray = pm
         .cli()
-        .args(["run", "-d", "--network=host", "--ulimit", "nofile=1024:1024"])
+        .args([
+            "run",
+            "-d",
+            "--network=host",
+            "--ulimit",
+            "nofile=1024:1024",
+        ])
         .args(["--ulimit", "nproc=1024:1024"])
         .args(["--label", "andon.project=shop"])
         .args(["--label", "andon.environment=production"])
@@ -288,7 +323,11 @@ async fn a_restarted_controller_adopts_running_containers() {
         .args(["localhost/web:v1", "sleep", "300"])
         .output()
         .unwrap();
-    assert!(stray.status.success(), "{}", String::from_utf8_lossy(&stray.stderr));
+    assert!(
+        stray.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stray.stderr)
+    );
     s.ctl.shutdown(false).await; // the controller goes; its containers stay
     assert_eq!(running_versions(&pm).len(), 2);
 
@@ -329,6 +368,9 @@ async fn a_restarted_controller_adopts_running_containers() {
     assert!(pm.containers_with("andon.instance=stray-1").is_empty());
     assert_eq!(s.served().await, "v1");
     ctl2.shutdown(true).await;
-    assert!(pm.containers_with("andon.environment=production").is_empty());
+    assert!(
+        pm.containers_with("andon.environment=production")
+            .is_empty()
+    );
     s.router.stop().await;
 }

@@ -113,7 +113,10 @@ impl Podman {
     /// (path, content) as `name`, with `cmd` as its command; returns the
     /// image id (`sha256:…`).
     pub(crate) fn import(&self, name: &str, files: &[(&str, &str)], cmd: &str) -> String {
-        let rootfs = self.dir.path().join(format!("rootfs-{}", name.replace(['/', ':'], "_")));
+        let rootfs = self
+            .dir
+            .path()
+            .join(format!("rootfs-{}", name.replace(['/', ':'], "_")));
         std::fs::create_dir_all(rootfs.join("bin")).unwrap();
         std::fs::create_dir_all(rootfs.join("tmp")).unwrap();
         std::fs::create_dir_all(rootfs.join("etc")).unwrap();

@@ -108,7 +108,13 @@ fn a_new_plan_starts_at_the_first_step_and_an_edit_keeps_progress() {
 #[test]
 fn a_plain_flag_that_was_on_for_everyone_turns_back_to_everyone() {
     let mut old = set(plan());
-    old.flags.get_mut("checkout").unwrap().environments.get_mut("production").unwrap().ramp = None;
+    old.flags
+        .get_mut("checkout")
+        .unwrap()
+        .environments
+        .get_mut("production")
+        .unwrap()
+        .ramp = None;
     let mut new = set(plan());
     reconcile_ramps(&old, &mut new, 0);
     assert_eq!(state(&new).before, 100.0);
@@ -205,14 +211,33 @@ fn the_last_step_at_100_completes_and_a_failure_goes_back() {
 
     let mut s = set(json!({"steps": [1, 5, 25, 100], "every": "1s"}));
     // Before the ramp, 2% already had the new code path.
-    s.flags.get_mut("checkout").unwrap().environments.get_mut("production").unwrap().rules =
+    s.flags
+        .get_mut("checkout")
+        .unwrap()
+        .environments
+        .get_mut("production")
+        .unwrap()
+        .rules =
         serde_json::from_value(json!([{"rollout": {"percentage": 2}, "serve": "on"}])).unwrap();
     let mut old = s.clone();
-    old.flags.get_mut("checkout").unwrap().environments.get_mut("production").unwrap().ramp = None;
+    old.flags
+        .get_mut("checkout")
+        .unwrap()
+        .environments
+        .get_mut("production")
+        .unwrap()
+        .ramp = None;
     reconcile_ramps(&old, &mut s, 0);
     assert_eq!(state(&s).before, 2.0);
-    apply_decision(&mut s, "checkout", "production", &Decision::Advance { to: 1 }, "ok", 1)
-        .unwrap();
+    apply_decision(
+        &mut s,
+        "checkout",
+        "production",
+        &Decision::Advance { to: 1 },
+        "ok",
+        1,
+    )
+    .unwrap();
     let line = apply_decision(
         &mut s,
         "checkout",
@@ -233,8 +258,15 @@ fn the_last_step_at_100_completes_and_a_failure_goes_back() {
 fn a_ramp_below_100_completes_after_its_last_step() {
     let mut s = set(json!({"steps": [10, 50], "every": "1s"}));
     reconcile_ramps(&FlagSet::default(), &mut s, 0);
-    apply_decision(&mut s, "checkout", "production", &Decision::Advance { to: 1 }, "ok", 1)
-        .unwrap();
+    apply_decision(
+        &mut s,
+        "checkout",
+        "production",
+        &Decision::Advance { to: 1 },
+        "ok",
+        1,
+    )
+    .unwrap();
     assert_eq!(state(&s).status, RampStatus::Running);
     let ramp = env(&s).ramp.clone().unwrap();
     let d = decide(&ramp, &state(&s), 5_000, &obs(Evidence::NoHarm, 100));
@@ -254,7 +286,13 @@ fn explicit_start_and_stop() {
     assert_eq!(state(&s).status, RampStatus::Stopped);
     assert!(set_ramp(&mut s, "checkout", "production", None, false, 9, "again").is_err());
     let mut bare = set(plan());
-    bare.flags.get_mut("checkout").unwrap().environments.get_mut("production").unwrap().ramp = None;
+    bare.flags
+        .get_mut("checkout")
+        .unwrap()
+        .environments
+        .get_mut("production")
+        .unwrap()
+        .ramp = None;
     assert!(set_ramp(&mut bare, "checkout", "production", None, true, 1, "x").is_err());
 }
 
@@ -263,12 +301,27 @@ fn the_diff_shows_ramp_progress() {
     let mut s = set(plan());
     reconcile_ramps(&FlagSet::default(), &mut s, 0);
     let before = s.clone();
-    apply_decision(&mut s, "checkout", "production", &Decision::Advance { to: 1 }, "ok", 1)
-        .unwrap();
-    let lines: Vec<String> = crate::diff(&before, &s).iter().map(ToString::to_string).collect();
-    assert!(lines.iter().any(|l| l.contains("rollout 1% -> 5%")), "{lines:?}");
+    apply_decision(
+        &mut s,
+        "checkout",
+        "production",
+        &Decision::Advance { to: 1 },
+        "ok",
+        1,
+    )
+    .unwrap();
+    let lines: Vec<String> = crate::diff(&before, &s)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert!(
-        lines.iter().any(|l| l.contains("ramp running (step 1) -> running (step 2)")),
+        lines.iter().any(|l| l.contains("rollout 1% -> 5%")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("ramp running (step 1) -> running (step 2)")),
         "{lines:?}"
     );
 }

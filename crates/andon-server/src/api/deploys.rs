@@ -157,6 +157,20 @@ pub(crate) async fn deploy(
     .await?;
     let ctl = controller(&state)?;
     let (digest, run_id, commit) = resolve_artifact(&state, &project, &req)?;
+    // The bytes must still hash to their name before anything starts: a blob
+    // damaged on disk is refused here, with its reason in the log, instead of
+    // failing (or worse) halfway through a release.
+    let store = state.artifacts.clone();
+    let checked = tokio::task::spawn_blocking(move || store.verify(&digest))
+        .await
+        .map_err(ApiError::internal)?;
+    if let Err(e) = checked {
+        let reason = format!("artifact {digest} failed verification: {e}");
+        refuse(&state, &caller, &project, &env_name, &digest, &reason)?;
+        return Err(ApiError::Conflict(format!(
+            "{reason}; it is not deployed. Rebuild it (run the pipeline again)"
+        )));
+    }
     let cfg = match &commit {
         Some(c) => config_at(&state, &project, c).await?,
         None => trunk_config(&state, &project).await?.1,
@@ -358,7 +372,9 @@ pub(crate) async fn environments(
         .map(|e| env_json(e, views.deploys.env(&project, &e.name)))
         .collect();
     // Environments made on demand (review apps) after the configured ones.
-    out.extend(crate::environments::on_demand_json(&state, &views, &project));
+    out.extend(crate::environments::on_demand_json(
+        &state, &views, &project,
+    ));
     Ok(Json(out))
 }
 

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Deployer};
 use crate::environments::{check_name, render, template, view_json};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -31,7 +31,7 @@ pub(crate) struct UpReq {
 
 /// `andon env up NAME --from REF`.
 pub(crate) async fn up(
-    caller: Caller,
+    Deployer(caller): Deployer,
     State(state): State<Arc<AppState>>,
     Path((project, name)): Path<(String, String)>,
     Json(req): Json<UpReq>,
@@ -172,7 +172,7 @@ fn not_on_demand(project: &str, name: &str) -> ApiError {
 
 /// `andon env down NAME`: answers once everything is stopped.
 pub(crate) async fn down(
-    caller: Caller,
+    Deployer(caller): Deployer,
     State(state): State<Arc<AppState>>,
     Path((project, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {

@@ -365,7 +365,7 @@ struct KillReq {
 }
 
 async fn kill(
-    caller: Caller,
+    Developer(caller): Developer,
     State(state): State<Arc<AppState>>,
     Path(key): Path<String>,
     Json(req): Json<KillReq>,

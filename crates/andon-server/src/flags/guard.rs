@@ -181,7 +181,11 @@ pub(crate) fn guard_once(state: &AppState, judges: &mut Judges, now_ms: i64) -> 
                     // Validation refuses such an alpha; nothing to judge with.
                     continue;
                 };
-                &mut judges.0.entry(key.clone()).or_insert((look.state.started_ms, j)).1
+                &mut judges
+                    .0
+                    .entry(key.clone())
+                    .or_insert((look.state.started_ms, j))
+                    .1
             }
         };
         let obs = observe(judge, &look.counts);
@@ -253,9 +257,10 @@ fn act(
             return Ok(None);
         }
         d.manages_ramps = true;
-        let line =
-            andon_flags::apply_decision(&mut d.set, &look.flag, &look.env, decision, sentence, now_ms)
-                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let line = andon_flags::apply_decision(
+            &mut d.set, &look.flag, &look.env, decision, sentence, now_ms,
+        )
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         d.reason.clone_from(&line);
         Ok(Some(line))
     })?;
@@ -294,7 +299,10 @@ mod tests {
         .unwrap()
     }
 
-    fn report(on: (u64, u64), off: (u64, u64)) -> BTreeMap<String, BTreeMap<String, ExposureCounts>> {
+    fn report(
+        on: (u64, u64),
+        off: (u64, u64),
+    ) -> BTreeMap<String, BTreeMap<String, ExposureCounts>> {
         let c = |(outcomes, errors)| ExposureCounts {
             evaluations: outcomes,
             outcomes,
@@ -315,7 +323,10 @@ mod tests {
         count_outcomes(&mut m, "production", &report((10, 1), (100, 2)));
         count_outcomes(&mut m, "staging", &report((10, 1), (100, 2)));
         let rc = &m[&("checkout".to_owned(), "production".to_owned())];
-        assert_eq!((rc.variant_total.outcomes, rc.variant_total.errors), (10, 1));
+        assert_eq!(
+            (rc.variant_total.outcomes, rc.variant_total.errors),
+            (10, 1)
+        );
         assert_eq!(rc.control_total.outcomes, 100);
         // The next step: step counts start over, totals go on.
         track_ramps(&mut m, "checkout", Some(&running(10, 1)));
@@ -325,7 +336,12 @@ mod tests {
         assert_eq!(rc.variant_step.outcomes, 5);
         // A restart is a new ramp.
         track_ramps(&mut m, "checkout", Some(&running(99, 0)));
-        assert_eq!(m[&("checkout".to_owned(), "production".to_owned())].variant_total.outcomes, 0);
+        assert_eq!(
+            m[&("checkout".to_owned(), "production".to_owned())]
+                .variant_total
+                .outcomes,
+            0
+        );
         // Deleted, or no longer running: forgotten.
         track_ramps(&mut m, "checkout", None);
         assert!(m.is_empty());
