@@ -5,6 +5,8 @@
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// support.rs is shared with tests/router; this file uses part of it.
+#![allow(dead_code)]
 
 #[path = "router/support.rs"]
 mod support;
@@ -39,6 +41,8 @@ async fn resetting() -> (SocketAddr, Arc<AtomicUsize>) {
                 if matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {
                     h.fetch_add(1, Ordering::SeqCst);
                 }
+                // Linger 0: close with RST. Nothing is left unsent, so the drop does not block.
+                #[allow(deprecated)]
                 let _ = stream.set_linger(Some(Duration::ZERO));
                 drop(stream);
             });
@@ -65,13 +69,15 @@ async fn a_resetting_backend_gets_one_retry_for_idempotent_requests_only() {
     ))
     .await;
 
-    // GET, PUT and DELETE may be sent twice: every one ends on the good endpoint.
-    for method in ["GET", "PUT", "DELETE"] {
+    // GET, HEAD and DELETE (without a body) may be sent twice: every one ends
+    // on the good endpoint. (A request with a body is streamed to the backend,
+    // not buffered, so the router never sends it twice, whatever its method.)
+    for method in ["GET", "HEAD", "DELETE"] {
         for _ in 0..6 {
-            let resp = send(&r.client, method, &r.url("/"), &[], b"x".to_vec()).await;
+            let resp = send(&r.client, method, &r.url("/"), &[], Vec::new()).await;
             assert_eq!(
                 (resp.status, resp.body.as_str()),
-                (StatusCode::OK, "good"),
+                (StatusCode::OK, if method == "HEAD" { "" } else { "good" }),
                 "{method}"
             );
         }
@@ -115,8 +121,7 @@ async fn retries_are_bounded_when_every_endpoint_resets() {
         eps.push(a.to_string());
         counters.push(h);
     }
-    r.routes(table(1, &[("stable", 100, eps)], json!({})))
-        .await;
+    r.routes(table(1, &[("stable", 100, eps)], json!({}))).await;
     for i in 1..=5usize {
         let resp = r.get("/", &[]).await;
         assert_eq!(resp.status, StatusCode::BAD_GATEWAY);
@@ -222,7 +227,9 @@ async fn a_client_that_never_finishes_its_request_is_cut_off() {
         .await;
     // Half a request head, then silence.
     let mut idle = tokio::net::TcpStream::connect(r.proxy).await.unwrap();
-    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     let start = Instant::now();
     let mut buf = [0u8; 512];
     let closed = tokio::time::timeout(Duration::from_secs(30), async {

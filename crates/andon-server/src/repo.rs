@@ -4,8 +4,9 @@
 //! its data directory, fetches into it (on a poll tick or a webhook), and the
 //! runner checks each run's exact commit out of the mirror.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use tokio::process::Command;
 
@@ -36,8 +37,24 @@ async fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, RepoError> {
     }
 }
 
+/// One lock per mirror: the watcher, a webhook and a run queued on another
+/// server can all want the same mirror at once, and two first clones racing
+/// for one temporary directory left no mirror at all.
+fn mirror_lock(mirror: &Path) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
+        LazyLock::new(Default::default);
+    LOCKS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(mirror.to_path_buf())
+        .or_default()
+        .clone()
+}
+
 /// Creates the mirror on first use, then fetches every branch into it.
 pub(crate) async fn sync(repo: &str, mirror: &Path) -> Result<(), RepoError> {
+    let lock = mirror_lock(mirror);
+    let _held = lock.lock().await;
     if !mirror.join("HEAD").exists() {
         if let Some(parent) = mirror.parent() {
             tokio::fs::create_dir_all(parent).await?;

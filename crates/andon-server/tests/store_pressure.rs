@@ -273,7 +273,11 @@ async fn a_full_disk_is_a_clear_error_nothing_is_half_written_and_writes_resume(
         .filter_map(|e| e["token_id"].as_str())
         .filter(|id| accepted.iter().any(|a| a == id))
         .collect();
-    assert_eq!(created.len(), accepted.len(), "an acknowledged write is missing");
+    assert_eq!(
+        created.len(),
+        accepted.len(),
+        "an acknowledged write is missing"
+    );
     let (_, tokens) = s.get("/api/v1/tokens").await;
     let listed = tokens
         .as_array()

@@ -190,9 +190,7 @@ async fn a_good_variant_ramps_to_100_percent() {
         "{reasons:#?}"
     );
     assert!(
-        !events
-            .iter()
-            .any(|e| e["type"] == "incident_opened"),
+        !events.iter().any(|e| e["type"] == "incident_opened"),
         "no incident for a good variant"
     );
 }
@@ -222,10 +220,7 @@ async fn a_bad_variant_is_turned_back_with_an_incident() {
     assert_eq!(incident["project"], "shop");
     assert_eq!(incident["environment"], "production");
     assert!(
-        incident["title"]
-            .as_str()
-            .unwrap()
-            .contains("new-checkout"),
+        incident["title"].as_str().unwrap().contains("new-checkout"),
         "{incident}"
     );
 }
