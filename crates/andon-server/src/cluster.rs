@@ -285,6 +285,7 @@ fn recover_runs(state: &AppState, previous_instance: &str) {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "could not look for orphaned job processes"),
         }
+        crate::pipeline::reap_containers_later(previous_instance.to_string(), started.clone());
     }
     for run_id in started {
         let retried = state.append_with("andon", |views| {
@@ -349,6 +350,7 @@ fn leader_only(method: &Method, path: &str) -> bool {
         (_, ["agents", ..])
             | (&Method::POST, ["projects", _, "runs"])
             | (&Method::POST, ["projects", _, "environments", _, _])
+            | (&Method::PUT | &Method::DELETE, ["projects", _, "environments", _])
             | (&Method::POST, ["runs", _, "cancel"])
             | (&Method::GET, ["runs", _, "jobs", _, "log"])
             | (&Method::GET, ["artifacts", _])
@@ -467,6 +469,8 @@ mod tests {
             (Method::GET, "/api/v1/artifacts/abc"),
             (Method::POST, "/api/v1/agents/lease"),
             (Method::GET, "/api/v1/agents"),
+            (Method::PUT, "/api/v1/projects/p/environments/pr-7"),
+            (Method::DELETE, "/api/v1/projects/p/environments/pr-7"),
         ];
         for (m, p) in yes {
             assert!(leader_only(&m, p), "{m} {p}");

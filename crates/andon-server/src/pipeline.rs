@@ -275,6 +275,7 @@ pub(crate) fn reconcile(state: &AppState) -> usize {
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "could not look for orphaned job processes"),
     }
+    reap_containers_later(state.instance_id(), unfinished.clone());
     for run_id in &unfinished {
         finish(
             state,
@@ -285,4 +286,23 @@ pub(crate) fn reconcile(state: &AppState) -> usize {
         let _ = std::fs::remove_dir_all(state.data_dir.join("work").join(run_id.to_string()));
     }
     unfinished.len()
+}
+
+/// Removes the containers of runs a dead process left, in the background:
+/// most servers have no container engine, and none must wait for one.
+pub(crate) fn reap_containers_later(instance: String, run_ids: Vec<u64>) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    tokio::spawn(async move {
+        let host = andon_runner::docker::docker_host(None);
+        let reap = andon_runner::reap_orphan_containers(&host, Some(&instance), &run_ids);
+        match tokio::time::timeout(std::time::Duration::from_secs(20), reap).await {
+            Ok(Ok(n)) if n > 0 => tracing::warn!(containers = n, "removed orphaned job containers"),
+            Ok(Ok(_)) => {}
+            // No engine here is the usual case, not an error.
+            Ok(Err(e)) => tracing::debug!(error = %e, "no orphaned containers removed"),
+            Err(_) => tracing::debug!("the container engine did not answer in time"),
+        }
+    });
 }

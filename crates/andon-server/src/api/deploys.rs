@@ -133,6 +133,26 @@ fn resolve_artifact(
     Ok((digest, Some(run_id), Some(run.commit.clone())))
 }
 
+/// The image of `env` when its target is a container: at the commit of the
+/// run being deployed, else at trunk's head. `None` for process targets (and
+/// when the config cannot be read: the artifact path reports that).
+async fn container_image(
+    state: &AppState,
+    project: &str,
+    env: &str,
+    run: Option<u64>,
+) -> Option<String> {
+    let commit = run.and_then(|r| state.read_views().runs.get(r).map(|r| r.commit.clone()));
+    let cfg = match commit {
+        Some(c) => config_at(state, project, &c).await.ok()?,
+        None => trunk_config(state, project).await.ok()?.1,
+    };
+    match &cfg.environments.iter().find(|e| e.name == env)?.target {
+        andon_config::Target::Container(t) => Some(t.image.clone()),
+        _ => None,
+    }
+}
+
 pub(crate) async fn deploy(
     Deployer(caller): Deployer,
     State(state): State<Arc<AppState>>,
@@ -156,14 +176,29 @@ pub(crate) async fn deploy(
     )
     .await?;
     let ctl = controller(&state)?;
-    let (digest, run_id, commit) = resolve_artifact(&state, &project, &req)?;
+    let image = container_image(&state, &project, &env_name, req.run).await;
+    let (digest, run_id, commit) = match &image {
+        // A container target's version is its image's id on the engine:
+        // the image, not a tarball, is what the pipeline built.
+        Some(image) => {
+            let id = ctl.image_id(image).await.map_err(deploy_error)?;
+            let commit = req
+                .run
+                .and_then(|r| state.read_views().runs.get(r).map(|r| r.commit.clone()));
+            (id, req.run, commit)
+        }
+        None => resolve_artifact(&state, &project, &req)?,
+    };
     // The bytes must still hash to their name before anything starts: a blob
     // damaged on disk is refused here, with its reason in the log, instead of
     // failing (or worse) halfway through a release.
     let store = state.artifacts.clone();
-    let checked = tokio::task::spawn_blocking(move || store.verify(&digest))
-        .await
-        .map_err(ApiError::internal)?;
+    let checked = match image {
+        Some(_) => Ok(0),
+        None => tokio::task::spawn_blocking(move || store.verify(&digest))
+            .await
+            .map_err(ApiError::internal)?,
+    };
     if let Err(e) = checked {
         let reason = format!("artifact {digest} failed verification: {e}");
         refuse(&state, &caller, &project, &env_name, &digest, &reason)?;
