@@ -23,3 +23,11 @@ cargo test --workspace --no-fail-fast
 bash scripts/e2e-release.sh --short
 "${CARGO_TARGET_DIR:-target}/debug/andon" demo --port 17170
 bash scripts/browser-test.sh
+# Beyond one machine: PostgreSQL, two servers, two agents, HAProxy; leader
+# and agent killed mid-work.
+bash scripts/e2e-scale.sh --short
+# Hardening: kill -9 during runs and canaries, every endpoint x role, the
+# offline dependency policy (advisories need GitHub, unreachable here).
+bash scripts/chaos.sh --short
+bash scripts/authz-matrix.sh
+bash scripts/deny.sh

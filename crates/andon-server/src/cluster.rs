@@ -350,7 +350,10 @@ fn leader_only(method: &Method, path: &str) -> bool {
         (_, ["agents", ..])
             | (&Method::POST, ["projects", _, "runs"])
             | (&Method::POST, ["projects", _, "environments", _, _])
-            | (&Method::PUT | &Method::DELETE, ["projects", _, "environments", _])
+            | (
+                &Method::PUT | &Method::DELETE,
+                ["projects", _, "environments", _]
+            )
             | (&Method::POST, ["runs", _, "cancel"])
             | (&Method::GET, ["runs", _, "jobs", _, "log"])
             | (&Method::GET, ["artifacts", _])

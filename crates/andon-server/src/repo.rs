@@ -62,7 +62,7 @@ pub(crate) async fn sync(repo: &str, mirror: &Path) -> Result<(), RepoError> {
         let tmp = mirror.with_extension("tmp");
         let _ = tokio::fs::remove_dir_all(&tmp).await;
         let tmp_s = tmp.to_string_lossy().into_owned();
-        git(None, &["clone", "--quiet", "--mirror", repo, &tmp_s]).await?;
+        git(None, &["clone", "--quiet", "--mirror", "--", repo, &tmp_s]).await?;
         // Rename so a crash mid-clone never leaves a half mirror that looks whole.
         tokio::fs::rename(&tmp, mirror).await?;
         return Ok(());

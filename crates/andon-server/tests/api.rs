@@ -238,6 +238,32 @@ async fn every_call_needs_a_token_with_the_right_role() {
         )
         .await;
     assert_eq!(status, 401);
+
+    // The last admin token cannot be revoked: nobody could create tokens again.
+    let admin_id = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "admin" && t["environment"].is_null())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = s
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/tokens/{admin_id}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("last admin token")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,9 @@
 //! Each answer must be a clear JSON error, nothing may be half-recorded, and
 //! the server must carry on once the cause is gone.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -393,7 +393,10 @@ async fn get(remote: &Remote, key: &str, json: bool) -> Result<ExitCode> {
         println!("  {name}: {state}, {rules} rule(s)");
         if e["ramp"].is_object() {
             println!("    {}", ramp_line(&e["ramp"]));
-            if let Some(note) = v["guard"][name.as_str()].as_str() {
+            if let (Some(note), "running") = (
+                v["guard"][name.as_str()].as_str(),
+                e["ramp"]["state"]["status"].as_str().unwrap_or(""),
+            ) {
                 println!("      {} {note}", ui::dim("judge:"));
             }
         }

@@ -145,7 +145,11 @@ fn discard(data: &Path, work: &Path) {
     // Its own process group: a Ctrl-C in the shell after we exit must not
     // stop it half-way (the next run would finish the job anyway).
     let spawned = std::process::Command::new("sh")
-        .args(["-c", r#"chmod -R u+w -- "$1" 2>/dev/null; rm -rf -- "$1""#, "sh"])
+        .args([
+            "-c",
+            r#"chmod -R u+w -- "$1" 2>/dev/null; rm -rf -- "$1""#,
+            "sh",
+        ])
         .arg(&trash)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

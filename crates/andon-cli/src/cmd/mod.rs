@@ -21,8 +21,8 @@ use crate::cli::{Cli, Command};
 
 pub(crate) use env::EnvCmd;
 pub(crate) use flags::FlagsCmd;
-pub(crate) use migrate::MigrateArgs;
 pub(crate) use flow::{BoardArgs, CardCmd, HookCmd, MetricsArgs};
+pub(crate) use migrate::MigrateArgs;
 
 pub(crate) async fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {

@@ -78,6 +78,20 @@ pub(crate) async fn revoke(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    // Revoking the last unrestricted admin token would leave nobody able to
+    // create tokens again short of editing the database.
+    let tokens = state.store.tokens()?;
+    let is_admin = |t: &andon_store::TokenRecord| {
+        !t.revoked && t.role == Role::Admin && t.environment.is_none()
+    };
+    if tokens.iter().any(|t| t.id == id && is_admin(t))
+        && tokens.iter().filter(|t| is_admin(t)).count() == 1
+    {
+        return Err(ApiError::Conflict(
+            "this is the last admin token: create another admin token first, then revoke this one"
+                .into(),
+        ));
+    }
     if !state.store.revoke_token(&id)? {
         return Err(ApiError::NotFound(format!("no token `{id}`")));
     }
