@@ -3,7 +3,8 @@
 //! imported from Debian's busybox-static (no registry is reachable here).
 //!
 //! Podman only works here with runc, cgroupfs and host networking (see
-//! docs/containers.md); the controller sets ulimits and host networking itself.
+//! docs/containers.md); Andon (runner and controller) sets ulimits and host
+//! networking itself. Shared by the runner's and the controller's tests.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -31,7 +31,7 @@ fn executors(rec: &crate::helpers::Recorder) -> BTreeMap<String, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_runs_in_a_container_with_logs_exit_code_secrets_and_the_checkout() {
     let Some(pm) = podman::start() else { return };
-    pm.import_busybox(IMAGE);
+    pm.import(IMAGE, &[], "sh");
     let fx = Fixture::new();
     std::fs::write(fx.checkout.join("marker.txt"), "from the checkout\n").unwrap();
     let mut build = in_image(job(
@@ -92,7 +92,7 @@ async fn a_job_runs_in_a_container_with_logs_exit_code_secrets_and_the_checkout(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_kills_and_removes_the_container() {
     let Some(pm) = podman::start() else { return };
-    pm.import_busybox(IMAGE);
+    pm.import(IMAGE, &[], "sh");
     let fx = Fixture::new();
     let mut slow = in_image(job("slow", "echo started; sleep 60; echo never"));
     slow.timeout = Some(Duration::from_secs(2));
@@ -120,7 +120,7 @@ async fn a_timeout_kills_and_removes_the_container() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_run_stops_its_container() {
     let Some(pm) = podman::start() else { return };
-    pm.import_busybox(IMAGE);
+    pm.import(IMAGE, &[], "sh");
     let fx = Fixture::new();
     let mut spec = fx.spec(vec![in_image(job(
         "long",
@@ -150,7 +150,7 @@ async fn cancelling_a_run_stops_its_container() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphan_containers_of_dead_runs_are_reaped() {
     let Some(pm) = podman::start() else { return };
-    pm.import_busybox(IMAGE);
+    pm.import(IMAGE, &[], "sh");
     let start = |run: &str, instance: &str| {
         let out = pm
             .cli()

@@ -14,5 +14,7 @@ mod container;
 mod junit;
 mod kill;
 mod logs;
+// One private-Podman helper for both crates' container tests.
+#[path = "../../../andon-deploy/tests/deploy/podman.rs"]
 mod podman;
 mod schedule;
