@@ -275,7 +275,8 @@ paths.update({
           "lease": {"type": "string"}, "ttl_ms": {"type": "integer"}, "heartbeat_ms": {"type": "integer"}, "run_id": {"type": "integer"}, "project": {"type": "string"},
           "commit": {"type": "string"}, "job": {"type": "string"}, "attempt": {"type": "integer"}, "spec": {"type": "object"}, "inputs": arr(agent_artifact)}},
       body={"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
-          "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}, "labels": arr({"type": "string"}), "wait_ms": {"type": "integer", "minimum": 0}}},
+          "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}, "labels": arr({"type": "string"}), "wait_ms": {"type": "integer", "minimum": 0}},
+          "example": {"name": "agent-1", "labels": ["linux"], "wait_ms": 0}},
       extra={"x-also": {"204": "no work within wait_ms"}})},
   "/api/v1/agents/leases/{lease}/heartbeat": {"post": op("Renew a lease (developer); held up to a fifth of the TTL and answered 409 at once when the lease is taken back (run cancelled, expired): the agent must kill the job", "agents", 200, held, params=[lease_p])},
   "/api/v1/agents/leases/{lease}/started": {"post": op("The job's process started on the agent: records job_started (developer)", "agents", 200, held, params=[lease_p])},
@@ -287,7 +288,7 @@ paths.update({
           "failed_tests": arr({"type": "string"}), "artifacts": arr(agent_artifact), "reason": {"type": ["string", "null"]}}}, params=[lease_p])},
   "/api/v1/agents/leases/{lease}/source": {"get": op("The run's commit as a tar stream (`git archive` of the server's mirror) (developer)", "agents", 200, {"type": "string", "format": "binary"}, params=[lease_p], ok_ct="application/x-tar")},
   "/api/v1/agents/artifacts/{digest}": {
-    "get": op("Download an artifact blob, verified against its digest (developer)", "agents", 200, {"type": "string", "format": "binary"}, params=[digest_p], ok_ct="application/x-tar"),
+    "get": op("Download an artifact blob, verified against its digest (viewer; the same as `/api/v1/artifacts/{digest}`)", "agents", 200, {"type": "string", "format": "binary"}, params=[digest_p], ok_ct="application/x-tar"),
     "head": op("200 when the server has this blob (nothing to upload), 404 otherwise (developer)", "agents", 200, params=[digest_p]),
     "put": op("Upload a blob by digest (developer); 400 unless the body hashes to it; 200 if already stored, 201 when stored", "agents", 201, {"type": "object", "properties": {"digest": {"type": "string"}, "size": {"type": "integer"}, "stored": {"type": "boolean"}}}, params=[digest_p],
               extra={"requestBody": {"required": True, "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}}}),

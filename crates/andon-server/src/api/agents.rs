@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::agents::LeaseError;
-use crate::auth::Caller;
+use crate::auth::{Caller, Developer};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -85,11 +85,10 @@ pub(crate) struct LeaseReq {
 /// Long poll: answers the oldest attempt this agent's labels fit as soon as
 /// there is one, or 204 when `wait_ms` passed without work.
 async fn lease(
-    caller: Caller,
+    Developer(caller): Developer,
     State(state): State<Arc<AppState>>,
     Json(req): Json<LeaseReq>,
 ) -> ApiResult<Response> {
-    caller.require(Role::Developer)?;
     if !valid_name(&req.name) {
         return Err(ApiError::BadRequest(format!(
             "agent name `{}` is invalid: use 1 to 64 letters, digits, `.`, `_` or `-`",
@@ -139,11 +138,10 @@ async fn lease(
 /// Renews the lease, then holds the answer (a fifth of the TTL) so that a
 /// lease taken back (run cancelled, fail fast) is told at once: 409.
 async fn heartbeat(
-    caller: Caller,
+    _: Developer,
     State(state): State<Arc<AppState>>,
     Path(lease): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Developer)?;
     let agents = &state.agents;
     let changed = agents.heartbeat(&lease)?;
     let notified = changed.notified();
@@ -163,11 +161,10 @@ async fn heartbeat(
 }
 
 async fn started(
-    caller: Caller,
+    _: Developer,
     State(state): State<Arc<AppState>>,
     Path(lease): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Developer)?;
     state.agents.started(&lease)?;
     Ok(Json(json!({"held": true})))
 }
@@ -179,12 +176,11 @@ pub(crate) struct LogReq {
 }
 
 async fn log(
-    caller: Caller,
+    _: Developer,
     State(state): State<Arc<AppState>>,
     Path(lease): Path<String>,
     Json(req): Json<LogReq>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Developer)?;
     state.agents.log(&lease, &req.lines)?;
     Ok(Json(json!({"held": true})))
 }
@@ -217,12 +213,11 @@ pub(crate) struct FinishReq {
 
 /// The attempt's one report. Artifacts must have been uploaded first.
 async fn finish(
-    caller: Caller,
+    _: Developer,
     State(state): State<Arc<AppState>>,
     Path(lease): Path<String>,
     Json(req): Json<FinishReq>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Developer)?;
     if req.outcome == JobOutcome::Skipped {
         return Err(ApiError::BadRequest(
             "an attempt that ran cannot be `skipped`".into(),
@@ -263,11 +258,10 @@ async fn finish(
 
 /// The run's commit as a tar stream (`git archive` of the server's mirror).
 async fn source(
-    caller: Caller,
+    _: Developer,
     State(state): State<Arc<AppState>>,
     Path(lease): Path<String>,
 ) -> ApiResult<Response> {
-    caller.require(Role::Developer)?;
     let src = state.agents.source(&lease)?;
     let mirror = state.mirror_path(&src.project);
     let out = tokio::process::Command::new("git")
@@ -303,11 +297,10 @@ fn parse_digest(s: &str) -> ApiResult<andon_artifacts::Digest> {
 
 /// 200 when the server has the blob (nothing to upload), 404 otherwise.
 async fn has_artifact(
-    caller: Caller,
+    _: Developer,
     State(state): State<Arc<AppState>>,
     Path(digest): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(Role::Developer)?;
     let digest = parse_digest(&digest)?;
     if state.artifacts.has(&digest) {
         Ok(StatusCode::OK)
@@ -318,12 +311,11 @@ async fn has_artifact(
 
 /// Stores an uploaded blob, refused unless its bytes hash to the digest.
 async fn upload(
-    caller: Caller,
+    _: Developer,
     State(state): State<Arc<AppState>>,
     Path(digest): Path<String>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(Role::Developer)?;
     let digest = parse_digest(&digest)?;
     let size = body.len();
     if state.artifacts.has(&digest) {

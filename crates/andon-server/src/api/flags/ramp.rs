@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{done_json, no_flag, reason};
-use crate::auth::{Caller, now_ms};
+use crate::auth::{Developer, now_ms};
 use crate::error::{ApiError, ApiResult};
 use crate::flags::edit::{Change, change};
 use crate::state::AppState;
@@ -33,7 +33,9 @@ pub(super) struct RampReq {
 }
 
 pub(super) async fn ramp(
-    caller: Caller,
+    // The role first, before the body is parsed: a viewer is told 403, not
+    // what is wrong with a body it may not send anyway.
+    Developer(caller): Developer,
     State(state): State<Arc<AppState>>,
     Path(key): Path<String>,
     Json(req): Json<RampReq>,
