@@ -37,66 +37,10 @@ impl Executor for LocalExecutor {
     }
 
     fn command(&self, inv: &Invocation<'_>) -> Command {
-        let mut cmd = match simple_command(inv.script) {
-            // What make does too: a plain `prog arg ...` runs without a shell,
-            // one process instead of two per job, same result.
-            Some(words) => {
-                let mut cmd = Command::new(words[0]);
-                cmd.args(&words[1..]);
-                cmd
-            }
-            None => {
-                let mut cmd = Command::new("sh");
-                cmd.arg("-c").arg(inv.script);
-                cmd
-            }
-        };
-        cmd.current_dir(inv.cwd);
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(inv.script).current_dir(inv.cwd);
         cmd
     }
-}
-
-/// Shell words whose meaning a direct `exec` would change: builtins that act
-/// on the shell itself, and reserved words.
-const SHELL_ONLY: &[&str] = &[
-    ".", ":", "alias", "bg", "break", "case", "cd", "command", "continue", "do", "done", "elif",
-    "else", "esac", "eval", "exec", "exit", "export", "fc", "fg", "fi", "for", "function",
-    "getopts", "hash", "if", "in", "jobs", "local", "read", "readonly", "return", "select", "set",
-    "shift", "source", "then", "time", "times", "trap", "type", "ulimit", "umask", "unalias",
-    "unset", "until", "wait", "while", "!", "{", "}",
-];
-
-/// The words of a script that a shell would run as one plain command with
-/// literal arguments: one line of `[A-Za-z0-9_./,:@%+=-]` words, no variable,
-/// quote, glob, redirection, assignment prefix or builtin, and a program
-/// found on `PATH` (or given by path). Anything else goes to `sh -c`, so
-/// the shell's own answers (`not found`, exit 127) stay the shell's.
-fn simple_command(script: &str) -> Option<Vec<&str>> {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "_./,:@%+=- ".contains(c);
-    let line = script.trim();
-    if line.is_empty() || !line.chars().all(plain) {
-        return None;
-    }
-    let words: Vec<&str> = line.split(' ').filter(|w| !w.is_empty()).collect();
-    let program = *words.first()?;
-    if program.contains('=') || SHELL_ONLY.contains(&program) {
-        return None;
-    }
-    let runnable = |p: &Path| {
-        use std::os::unix::fs::PermissionsExt;
-        p.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    let found = if program.contains('/') {
-        // Relative to the checkout, which the caller has not entered yet:
-        // leave those to the shell.
-        program.starts_with('/') && runnable(Path::new(program))
-    } else {
-        std::env::var_os("PATH").is_some_and(|path| {
-            std::env::split_paths(&path).any(|dir| runnable(&dir.join(program)))
-        })
-    };
-    found.then_some(words)
 }
 
 /// A hermetic sandbox with bubblewrap: read-only root, private `/tmp`, no
@@ -168,47 +112,5 @@ impl Executor for BwrapExecutor {
             .args(["--", "sh", "-c"])
             .arg(inv.script);
         cmd
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::simple_command;
-
-    #[test]
-    fn plain_commands_skip_the_shell() {
-        assert_eq!(simple_command("true"), Some(vec!["true"]));
-        assert_eq!(
-            simple_command("  ls -la /tmp  "),
-            Some(vec!["ls", "-la", "/tmp"])
-        );
-        assert_eq!(
-            simple_command("/bin/echo a=b"),
-            Some(vec!["/bin/echo", "a=b"])
-        );
-    }
-
-    #[test]
-    fn anything_the_shell_would_interpret_keeps_the_shell() {
-        for script in [
-            "",
-            "echo $HOME",
-            "echo 'a b'",
-            "ls *.rs",
-            "true && false",
-            "true; false",
-            "echo a > f",
-            "FOO=1 env",
-            "cd /tmp",
-            "exit 3",
-            "export A",
-            "true\nfalse",
-            "echo ~",
-            "echo a # comment",
-            "./build.sh",
-            "no-such-program-anywhere-4711",
-        ] {
-            assert_eq!(simple_command(script), None, "{script:?}");
-        }
     }
 }

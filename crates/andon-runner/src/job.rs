@@ -31,6 +31,11 @@ pub(crate) struct RunCtx<'a> {
     pub(crate) env_remove: Vec<OsString>,
     /// The Docker engine, connected on the first container job.
     pub(crate) docker: crate::attempt::Engine,
+    /// Set when a job's last attempt fails the run under fail fast, just
+    /// before its `JobFinished` is recorded: the scheduler may see that
+    /// job's future end only after another one's, and must not start a job
+    /// after the failure is in the log.
+    pub(crate) halted: std::sync::atomic::AtomicBool,
 }
 
 impl RunCtx<'_> {
@@ -43,6 +48,17 @@ impl RunCtx<'_> {
 pub(crate) async fn run_job(ctx: &RunCtx<'_>, i: usize) -> JobReport {
     let spec = ctx.spec;
     let job = &spec.jobs[i];
+    // This future may first run after another job recorded a failure that
+    // stops the run: then it never starts.
+    if ctx.halted.load(std::sync::atomic::Ordering::SeqCst) {
+        let reason = "fail fast: another job failed".to_owned();
+        ctx.observer.event(Event::JobSkipped {
+            run_id: spec.run_id,
+            job: job.name.clone(),
+            reason: reason.clone(),
+        });
+        return JobReport::skipped(&job.name, reason);
+    }
     let mut report = JobReport {
         name: job.name.clone(),
         outcome: JobOutcome::Failed,
@@ -227,6 +243,12 @@ fn finish_event(
     tests: Option<andon_core::TestCounts>,
     flaky: bool,
 ) {
+    let fails_run = matches!(outcome, JobOutcome::Failed | JobOutcome::TimedOut)
+        && !job.allow_failure
+        && attempt > job.retries;
+    if ctx.spec.fail_fast && fails_run {
+        ctx.halted.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     ctx.observer.event(Event::JobFinished {
         run_id: ctx.spec.run_id,
         job: job.name.clone(),

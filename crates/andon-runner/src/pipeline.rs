@@ -87,6 +87,7 @@ pub async fn run_pipeline(
             .filter(|k| k.to_string_lossy().starts_with("ANDON_"))
             .collect(),
         docker: Default::default(),
+        halted: Default::default(),
     };
 
     let mut state = vec![State::Pending; n];
@@ -111,7 +112,11 @@ pub async fn run_pipeline(
 
     loop {
         // Fail fast may have fired in the last turn: start nothing new then.
-        while !stopped && !ctx.stop.is_cancelled() && running.len() < parallelism {
+        while !stopped
+            && !ctx.stop.is_cancelled()
+            && !ctx.halted.load(std::sync::atomic::Ordering::SeqCst)
+            && running.len() < parallelism
+        {
             let Some((_, i)) = ready.pop_first() else {
                 break;
             };
